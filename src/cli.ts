@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * The only entry point and the only `process.exit`. Commands:
+ *   serve --config FILE     run the sidecar
+ *   check-config FILE       validate a config and its certificate files; exit 0 or print why
+ *   dev [--port N] [--dir D] the quick start: throwaway PKI + echo upstream + sidecar
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from './config/index.js';
+import { runDev } from './dev/index.js';
+import { isSidecarError, SidecarError } from './errors.js';
+import { handleShutdownSignals } from './lifecycle.js';
+import { startSidecar } from './serve.js';
+import { loadTlsMaterial } from './tls/index.js';
+
+const HELP = `mtls-sidecar — a mutual-TLS terminating reverse proxy with verified device-identity headers
+
+Usage:
+  mtls-sidecar serve --config FILE    Run the sidecar with a YAML config (see config/sidecar.example.yaml)
+  mtls-sidecar check-config FILE      Validate a config and the files it names; exit 0 if good
+  mtls-sidecar dev [--port 8443] [--dir .dev-pki]
+                                      Quick start: throwaway dev PKI, an echo upstream, and the
+                                      sidecar in front of it; prints a curl line that works
+  mtls-sidecar --help | --version
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or invalid config.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      port: { type: 'string' },
+      dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  switch (command) {
+    case 'serve': {
+      if (!values.config) throw new SidecarError('ERR_USAGE', 'config', 'serve needs --config FILE (for a throwaway demo, run `mtls-sidecar dev`)');
+      const sidecar = await startSidecar(loadConfigFile(values.config));
+      await handleShutdownSignals(sidecar, 10_000, (signal) => sidecar.logger.info({ event: 'signal', signal }, 'draining'));
+      return 0;
+    }
+    case 'check-config': {
+      const file = rest[0] ?? values.config;
+      if (!file) throw new SidecarError('ERR_USAGE', 'config', 'check-config needs a FILE');
+      const config = loadConfigFile(file);
+      loadTlsMaterial({ cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle });
+      if (config.upstream.ca) readFileSync(config.upstream.ca);
+      process.stdout.write(`${file}: ok\n`);
+      return 0;
+    }
+    case 'dev': {
+      const port = values.port === undefined ? 8443 : Number(values.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SidecarError('ERR_USAGE', 'port', `--port must be 0-65535, got ${values.port}`);
+      const run = await runDev({ dir: resolve(values.dir ?? '.dev-pki'), port });
+      process.stdout.write(
+        [
+          '',
+          `mtls-sidecar dev: ${run.sidecar.url} -> echo upstream ${run.echo.url}`,
+          `  throwaway PKI in ${run.pki.dir} (device id "${run.pki.deviceId}", PKCS#12 password "${run.pki.p12Password}")`,
+          '',
+          'Try it (with the device certificate):',
+          `  ${run.curl}`,
+          'Without a certificate you get the JSON reason (dev runs failureMode: http):',
+          `  curl --cacert ${run.pki.caCert} https://localhost:${run.sidecar.port}/hello`,
+          '',
+          'Ctrl-C stops it.',
+          '',
+        ].join('\n'),
+      );
+      await handleShutdownSignals(run, 2_000);
+      return 0;
+    }
+    case undefined:
+      process.stdout.write(HELP);
+      return 2;
+    default:
+      throw new SidecarError('ERR_USAGE', 'command', `unknown command "${command}" (try --help)`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (isSidecarError(err)) {
+      process.stderr.write(`mtls-sidecar: ${err.message}\n`);
+      process.exit(err.code === 'ERR_CONFIG_INVALID' || err.code === 'ERR_CONFIG_READ' || err.code === 'ERR_USAGE' || err.code === 'ERR_TLS_MATERIAL' ? 2 : 1);
+    }
+    if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`mtls-sidecar: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`mtls-sidecar: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

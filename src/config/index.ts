@@ -1,0 +1,2 @@
+export { loadConfigFile, parseConfig, ConfigError, type ConfigProblem } from './load.js';
+export * from './schema.js';

@@ -1,0 +1,140 @@
+/**
+ * Reads the YAML config: parse, substitute `${ENV}`, validate against the one schema, resolve
+ * file paths against the config's folder, freeze. Every failure is one `SidecarError`
+ * (ERR_CONFIG_READ / ERR_CONFIG_INVALID) whose message names the file, the field and the line.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, isMap, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { SidecarError } from '../errors.js';
+import { FILE_PATH_FIELDS, configSchema, type SidecarConfig } from './schema.js';
+
+type Path = ReadonlyArray<string | number>;
+
+/** One problem found in a config file. */
+export interface ConfigProblem {
+  readonly field: string;
+  readonly line: number | undefined;
+  readonly message: string;
+}
+
+/** Thrown (as a SidecarError) with every problem of the file, not only the first. */
+export class ConfigError extends SidecarError {
+  readonly file: string;
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(file: string, problems: readonly ConfigProblem[]) {
+    const lines = problems.map((p) => `  ${file}${p.line ? `:${p.line}` : ''}: ${p.field || '(top level)'}: ${p.message}`);
+    super('ERR_CONFIG_INVALID', problems[0]?.field ?? '', `invalid config ${file}:\n${lines.join('\n')}`);
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+/** Reads and validates a config file. Sync; throws SidecarError; never returns a partial config. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new SidecarError('ERR_CONFIG_READ', file, `cannot read config ${file}: ${(cause as Error).message}`, { cause });
+  }
+  return parseConfig(text, file, env);
+}
+
+/** Validates config text; `file` names it in errors and anchors relative paths. */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
+  if (doc.errors.length) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({ field: '', line: lineOf(e.pos[0]), message: `YAML syntax: ${e.message.split('\n')[0]}` })),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const problems: ConfigProblem[] = [];
+  const substituted = substituteEnv(raw, [], env, (path, message) =>
+    problems.push({ field: dotted(path), line: lineOf(nodeAt(doc, path)?.range?.[0]), message }),
+  );
+  if (problems.length) throw new ConfigError(file, problems);
+
+  const result = configSchema.safeParse(substituted);
+  if (!result.success) throw new ConfigError(file, result.error.issues.flatMap((i) => describeIssue(i, doc, lineOf)));
+  return deepFreeze(resolvePaths(result.data, dirname(resolve(file))));
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces `${NAME}` / `${NAME:-default}` inside string values (never keys, never YAML syntax). */
+function substituteEnv(value: unknown, path: Path, env: NodeJS.ProcessEnv, fail: (p: Path, m: string) => void): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      fail(path, `environment variable ${name} is not set`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, [...path, i], env, fail));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, [...path, k], env, fail)]));
+  }
+  return value;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | undefined) => number | undefined): ConfigProblem[] {
+  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({
+      field: dotted([...path, key]),
+      line: lineOf(keyNodeAt(doc, path, key)?.range?.[0]),
+      message: 'unknown field (check the spelling against config/sidecar.example.yaml)',
+    }));
+  }
+  // A missing field has no node of its own: point at the nearest parent that exists.
+  let line: number | undefined;
+  for (let n = path.length; n >= 0 && line === undefined; n--) line = lineOf(nodeAt(doc, path.slice(0, n))?.range?.[0]);
+  const message = issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
+  return [{ field: dotted(path), line, message }];
+}
+
+function nodeAt(doc: Document, path: Path): { range?: [number, number, number] | null } | undefined {
+  if (path.length === 0) return doc.contents ?? undefined;
+  const node = doc.getIn(path, true);
+  return node && typeof node === 'object' && 'range' in node ? (node as { range?: [number, number, number] }) : undefined;
+}
+
+function keyNodeAt(doc: Document, path: Path, key: string): { range?: [number, number, number] | null } | undefined {
+  const parent = path.length ? doc.getIn(path, true) : doc.contents;
+  if (!isMap(parent)) return undefined;
+  const pair = parent.items.find((p) => (p.key as { value?: unknown } | null)?.value === key);
+  return (pair?.key as { range?: [number, number, number] } | undefined) ?? undefined;
+}
+
+function dotted(path: Path): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[');
+}
+
+function resolvePaths(config: SidecarConfig, base: string): SidecarConfig {
+  const copy = structuredClone(config) as unknown as Record<string, Record<string, unknown>>;
+  for (const field of FILE_PATH_FIELDS) {
+    const [section, key] = field.split('.') as [string, string];
+    const holder = copy[section];
+    const v = holder?.[key];
+    if (typeof v === 'string') holder![key] = resolve(base, v);
+    else if (Array.isArray(v)) holder![key] = v.map((p: string) => resolve(base, p));
+  }
+  return copy as unknown as SidecarConfig;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,2 @@
+export { loadTlsMaterial, type TlsMaterial, type TlsMaterialPaths } from './material.js';
+export { createDataServer, secureContextOptions, type DataListenerOptions } from './server.js';

@@ -1,0 +1,64 @@
+/**
+ * The mTLS listener: an `https.Server` whose TLS settings are our security defaults. The handshake
+ * always completes far enough to classify the client (`rejectUnauthorized: false`); the verdict is
+ * applied by the pipeline before any byte of a request can reach the upstream.
+ */
+import { constants } from 'node:crypto';
+import https from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
+import type { TlsMaterial } from './material.js';
+
+/** The TLS and HTTP limits of the data listener. */
+export interface DataListenerOptions {
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly ciphers: string;
+  readonly handshakeTimeoutMs: number;
+  readonly sessionTimeoutSeconds: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+}
+
+/**
+ * Secure-context options from checked material; also what a hot reload passes to
+ * `server.setSecureContext`. A new context gets new session-ticket keys, so sessions issued under
+ * an old CA bundle cannot be resumed under a new one.
+ */
+export function secureContextOptions(material: TlsMaterial, options: Pick<DataListenerOptions, 'minVersion' | 'ciphers'>): SecureContextOptions {
+  return {
+    cert: material.certPem,
+    key: material.keyPem,
+    ca: [...material.caPems],
+    minVersion: options.minVersion,
+    maxVersion: 'TLSv1.3',
+    ciphers: options.ciphers,
+    honorCipherOrder: true,
+    // No renegotiation (a client-initiated one is a DoS vector and can change the peer mid-stream).
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_CIPHER_SERVER_PREFERENCE,
+  };
+}
+
+/** Creates (does not start) the data listener. Sync; throws if OpenSSL rejects the material. */
+export function createDataServer(material: TlsMaterial, options: DataListenerOptions): https.Server {
+  const server = https.createServer({
+    ...secureContextOptions(material, options),
+    requestCert: true,
+    rejectUnauthorized: false,
+    handshakeTimeout: options.handshakeTimeoutMs,
+    sessionTimeout: options.sessionTimeoutSeconds,
+    maxHeaderSize: options.maxHeaderBytes,
+    // Bounded so slowloris clients cannot hold sockets forever.
+    headersTimeout: options.headersTimeoutMs,
+    requestTimeout: options.requestTimeoutMs,
+    keepAliveTimeout: options.keepAliveTimeoutMs,
+    // Node checks the two timeouts above only this often (default 30 s), which would let a
+    // slowloris client hold a socket far past headersTimeout.
+    connectionsCheckingInterval: Math.max(250, Math.min(1_000, Math.floor(options.headersTimeoutMs / 4))),
+    noDelay: true,
+  });
+  server.headersTimeout = options.headersTimeoutMs;
+  server.requestTimeout = options.requestTimeoutMs;
+  server.keepAliveTimeout = options.keepAliveTimeoutMs;
+  return server;
+}
