@@ -20,7 +20,7 @@ const HELP = `mtls-sidecar — a mutual-TLS terminating reverse proxy with verif
 Usage:
   mtls-sidecar serve --config FILE    Run the sidecar with a YAML config (see config/sidecar.example.yaml)
   mtls-sidecar check-config FILE      Validate a config and the files it names; exit 0 if good
-  mtls-sidecar dev [--port 8443] [--dir .dev-pki]
+  mtls-sidecar dev [--port 8443] [--admin-port 9090] [--dir .dev-pki]
                                       Quick start: throwaway dev PKI, an echo upstream, and the
                                       sidecar in front of it; prints a curl line that works
   mtls-sidecar --help | --version
@@ -41,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string', short: 'c' },
       port: { type: 'string' },
+      'admin-port': { type: 'string' },
       dir: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -74,7 +75,9 @@ async function main(argv: string[]): Promise<number> {
     case 'dev': {
       const port = values.port === undefined ? 8443 : Number(values.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SidecarError('ERR_USAGE', 'port', `--port must be 0-65535, got ${values.port}`);
-      const run = await runDev({ dir: resolve(values.dir ?? '.dev-pki'), port });
+      const adminPort = values['admin-port'] === undefined ? 9090 : Number(values['admin-port']);
+      if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new SidecarError('ERR_USAGE', 'admin-port', `--admin-port must be 0-65535, got ${values['admin-port']}`);
+      const run = await runDev({ dir: resolve(values.dir ?? '.dev-pki'), port, adminPort });
       process.stdout.write(
         [
           '',
@@ -85,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
           `  ${run.curl}`,
           'Without a certificate you get the JSON reason (dev runs failureMode: http):',
           `  curl --cacert ${run.pki.caCert} https://localhost:${run.sidecar.port}/hello`,
+          `Metrics, liveness and readiness: ${run.sidecar.adminUrl}/metrics /healthz /readyz`,
           '',
           'Ctrl-C stops it.',
           '',

@@ -2,15 +2,19 @@
  * The composition root: builds every module from the validated config, wires them and listens.
  * Nothing else constructs modules, so the dependency graph is visible here in one place.
  */
+import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:https';
-import { pino, type Logger } from 'pino';
+import { startAdminServer, type AdminServer } from './admin/index.js';
 import type { SidecarConfig } from './config/index.js';
 import { SidecarError } from './errors.js';
 import { compileHeaderPlan } from './identity/index.js';
-import { attachPipeline, createForwarder, type PipelineObserver } from './proxy/index.js';
-import { createDataServer, loadTlsMaterial } from './tls/index.js';
+import { createLogger, createLogLimiter, type Logger } from './logging.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { formatRfc4514 } from './pki/index.js';
+import { attachPipeline, createForwarder, createTelemetry } from './proxy/index.js';
+import { createDataServer, loadTlsMaterial, type TlsMaterial } from './tls/index.js';
 import { createPeerVerifier, createTrustIndex } from './verify/index.js';
 
 /** A started sidecar. */
@@ -18,21 +22,26 @@ export interface RunningSidecar {
   /** `https://host:port` of the data listener (loopback name when bound to all interfaces). */
   readonly url: string;
   readonly port: number;
+  /** `http://host:port` of the admin listener, when enabled. */
+  readonly adminUrl: string | undefined;
   readonly server: Server;
   readonly logger: Logger;
-  /** Stops accepting, closes idle connections, waits for the rest up to `graceMs`, then cuts them. */
+  readonly metrics: Metrics;
+  /** Stops accepting, turns readiness false, closes idle connections, waits for the rest up to `graceMs`, then cuts them. */
   close(graceMs?: number): Promise<void>;
 }
 
 export interface StartOptions {
   readonly logger?: Logger;
-  readonly observer?: PipelineObserver;
+  readonly metrics?: Metrics;
 }
 
-/** Builds and starts the sidecar. Async; rejects with a SidecarError if material or the port fails. */
+/** Builds and starts the sidecar. Async; rejects with a SidecarError if material or a port fails. */
 export async function startSidecar(config: SidecarConfig, options: StartOptions = {}): Promise<RunningSidecar> {
-  const logger = options.logger ?? pino({ level: config.log.level, base: { service: 'mtls-sidecar' } });
+  const logger = options.logger ?? createLogger(config.log.level);
+  const metrics = options.metrics ?? createMetrics();
   const material = loadTlsMaterial({ cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle });
+  recordExpiries(metrics, material);
   const trust = createTrustIndex(material.caCertificates);
   const plan = compileHeaderPlan(config.identity);
   const verifier = createPeerVerifier({
@@ -43,6 +52,12 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     renderHeaders: plan.render,
   });
   const forwarder = createForwarder({ ...config.upstream, caPem: config.upstream.ca ? readUpstreamCa(config.upstream.ca) : undefined });
+  const limiter = createLogLimiter({
+    ...config.log.rateLimit,
+    summaryIntervalMs: config.log.rateLimit.summaryIntervalSeconds * 1000,
+    logger,
+    onSuppressed: (event) => metrics.logsSuppressed.inc({ event }),
+  });
   const server = createDataServer(material, { ...config.tls, ...config.limits });
   attachPipeline(server, {
     verifier,
@@ -51,35 +66,71 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     failureMode: config.clientAuth.failureMode,
     forwardedHeaders: config.upstream.forwardedHeaders,
     logger,
-    ...(options.observer ? { observer: options.observer } : {}),
+    observer: createTelemetry({ metrics, logger, limiter, accessLog: config.log.accessLog }),
   });
 
-  await listen(server, config.listen.port, config.listen.host);
+  let draining = false;
+  await listen(server, config.listen.port, config.listen.host, 'listen');
+  let admin: AdminServer | undefined;
+  if (config.admin.enabled) {
+    try {
+      admin = await startAdminServer({
+        host: config.admin.host,
+        port: config.admin.port,
+        registry: metrics.registry,
+        readiness: { certificatesLoaded: () => true, listening: () => server.listening, notDraining: () => !draining },
+      });
+    } catch (cause) {
+      server.close();
+      throw listenError(cause as NodeJS.ErrnoException, config.admin.host, config.admin.port, 'admin');
+    }
+  }
+  metrics.reloadLastSuccess.setToCurrentTime();
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? 'localhost' : config.listen.host;
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info({ event: 'listening', url, upstream: config.upstream.url, failureMode: config.clientAuth.failureMode }, 'mtls-sidecar listening');
+  logger.info({ event: 'listening', url, admin: admin?.url, upstream: config.upstream.url, failureMode: config.clientAuth.failureMode }, 'mtls-sidecar listening');
 
   let closing: Promise<void> | undefined;
   return {
     url,
     port,
+    adminUrl: admin?.url,
     server,
     logger,
+    metrics,
     close(graceMs = 10_000) {
+      draining = true;
       closing ??= new Promise<void>((resolve) => {
         const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
         deadline.unref();
         server.close(() => {
           clearTimeout(deadline);
           forwarder.close();
-          resolve();
+          limiter.stop();
+          void (admin?.close() ?? Promise.resolve()).then(() => resolve());
         });
         server.closeIdleConnections();
       });
       return closing;
     },
   };
+}
+
+/** Expiry gauges: the serving certificate and every CA of the client bundle. */
+function recordExpiries(metrics: Metrics, material: TlsMaterial): void {
+  metrics.serverCertExpiry.set(Date.parse(material.serverCertificate.validTo) / 1000);
+  metrics.caCertExpiry.reset();
+  for (const ca of material.caCertificates) metrics.caCertExpiry.set({ ca: caLabel(ca) }, Date.parse(ca.validTo) / 1000);
+}
+
+/** A CA's label value: its RFC 4514 subject (bounded: the operator's own bundle). */
+function caLabel(ca: X509Certificate): string {
+  try {
+    return formatRfc4514(ca.subject);
+  } catch {
+    return ca.fingerprint256;
+  }
 }
 
 function readUpstreamCa(file: string): string {
@@ -90,12 +141,14 @@ function readUpstreamCa(file: string): string {
   }
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+function listenError(cause: NodeJS.ErrnoException, host: string, port: number, field: string): SidecarError {
+  const why = cause.code === 'EADDRINUSE' ? 'is already in use' : cause.code === 'EACCES' ? 'needs privileges' : cause.message;
+  return new SidecarError('ERR_LISTEN', field, `cannot listen on ${host}:${port} (${field}): the port ${why}`, { cause });
+}
+
+function listen(server: Server, port: number, host: string, field: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (cause: NodeJS.ErrnoException) => {
-      const why = cause.code === 'EADDRINUSE' ? 'is already in use' : cause.code === 'EACCES' ? 'needs privileges' : cause.message;
-      reject(new SidecarError('ERR_LISTEN', 'listen', `cannot listen on ${host}:${port}: the port ${why}`, { cause }));
-    };
+    const onError = (cause: NodeJS.ErrnoException) => reject(listenError(cause, host, port, field));
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);

@@ -10,6 +10,7 @@ const SRC = join(import.meta.dirname, '../src');
 const ALLOWED: Record<string, string[]> = {
   errors: [],
   metrics: [],
+  logging: [],
   lifecycle: [],
   config: ['errors'],
   pki: ['errors'],
@@ -20,7 +21,7 @@ const ALLOWED: Record<string, string[]> = {
   policy: ['identity'],
   proxy: ['verify', 'identity', 'policy', 'errors', 'metrics'],
   admin: ['metrics', 'errors'],
-  serve: ['config', 'errors', 'metrics', 'pki', 'tls', 'verify', 'revocation', 'identity', 'policy', 'proxy', 'admin', 'lifecycle'],
+  serve: ['config', 'errors', 'metrics', 'logging', 'pki', 'tls', 'verify', 'revocation', 'identity', 'policy', 'proxy', 'admin', 'lifecycle'],
   dev: ['config', 'serve', 'pki', 'errors'],
   enroll: ['pki', 'errors', 'metrics', 'config'],
   cli: ['config', 'serve', 'enroll', 'lifecycle', 'dev', 'errors', 'tls'],

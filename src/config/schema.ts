@@ -135,6 +135,20 @@ const limitsSchema = z.strictObject({
 
 const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  accessLog: bool().default(true),
+  rateLimit: z
+    .strictObject({
+      perSecond: int(1, 100_000).default(10),
+      burst: int(1, 1_000_000).default(50),
+      summaryIntervalSeconds: int(1, 3_600).default(10),
+    })
+    .prefault({}),
+});
+
+const adminSchema = z.strictObject({
+  enabled: bool().default(true),
+  host: z.string().min(1).default('0.0.0.0'),
+  port: int(0, 65535).default(9090),
 });
 
 /** The whole configuration file. */
@@ -146,6 +160,7 @@ export const configSchema = z.strictObject({
   identity: identitySchema.prefault({}),
   upstream: upstreamSchema,
   limits: limitsSchema.prefault({}),
+  admin: adminSchema.prefault({}),
   log: logSchema.prefault({}),
 });
 
@@ -158,6 +173,8 @@ export type DeviceIdSource = IdentityOptions['deviceId'][number];
 export type HeaderNames = IdentityOptions['headers'];
 export type UpstreamOptions = SidecarConfig['upstream'];
 export type LimitsOptions = SidecarConfig['limits'];
+export type AdminOptions = SidecarConfig['admin'];
+export type LogOptions = SidecarConfig['log'];
 
 /** The dotted paths of every field that names a file, resolved against the config file's folder. */
 export const FILE_PATH_FIELDS: readonly string[] = ['tls.cert', 'tls.key', 'clientAuth.caBundle', 'upstream.ca'];

@@ -13,6 +13,7 @@ import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
 export interface DevOptions {
   readonly dir: string;
   readonly port: number;
+  readonly adminPort?: number;
   readonly host?: string;
   readonly logLevel?: string;
 }
@@ -40,6 +41,7 @@ export async function runDev(options: DevOptions): Promise<DevRun> {
       'tls: { cert: server.pem, key: server.key }',
       'clientAuth: { caBundle: [ca.pem], failureMode: http }',
       `upstream: { url: ${JSON.stringify(echo.url)} }`,
+      `admin: { host: "127.0.0.1", port: ${options.adminPort ?? 9090} }`,
       `log: { level: ${options.logLevel ?? 'info'} }`,
       '',
     ].join('\n'),

@@ -30,9 +30,16 @@ export interface ForwarderOptions {
 /** Called once when forwarding fails; `res`/`socket` is still the caller's to answer or close. */
 export type UpstreamFailure = (kind: UpstreamErrorKind, err: Error) => void;
 
+/** Per-request callbacks of `web`. */
+export interface ForwardHooks {
+  readonly onError: UpstreamFailure;
+  /** The upstream's response headers arrived (before the body streams). */
+  readonly onResponse?: (upstream: IncomingMessage) => void;
+}
+
 export interface Forwarder {
-  /** Streams the request upstream and the response back. Never throws; failures go to `onError`. */
-  web(req: IncomingMessage, res: ServerResponse, onError: UpstreamFailure): void;
+  /** Streams the request upstream and the response back. Never throws; failures go to `hooks.onError`. */
+  web(req: IncomingMessage, res: ServerResponse, hooks: ForwardHooks): void;
   /** Forwards a WebSocket (or other) upgrade. Never throws; failures go to `onError`. */
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, onError: UpstreamFailure): void;
   /** Closes pooled upstream sockets. */
@@ -85,7 +92,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   // The upstream's hop-by-hop response headers describe the pooled upstream socket, not the
   // client's connection; http-proxy would copy its `connection: keep-alive` over a client's
   // `Connection: close`. Dropped here, http-proxy then answers the client's own wish.
-  proxy.on('proxyRes', (proxyRes) => {
+  const responseHooks = new WeakMap<IncomingMessage, (upstream: IncomingMessage) => void>();
+  proxy.on('proxyRes', (proxyRes, req) => {
+    responseHooks.get(req)?.(proxyRes);
     const listed = String(proxyRes.headers.connection ?? '').split(',');
     for (const name of [...listed, 'connection', 'keep-alive', 'proxy-connection']) {
       const key = name.trim().toLowerCase();
@@ -94,8 +103,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   });
 
   return {
-    web(req, res, onError) {
+    web(req, res, hooks) {
       let reported = false;
+      if (hooks.onResponse) responseHooks.set(req, hooks.onResponse);
       // A client that goes away after sending its request (so no 'aborted') must not leave the
       // upstream request running.
       res.once('close', () => {
@@ -104,7 +114,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       proxy.web(req, res, {}, (err) => {
         if (reported) return;
         reported = true;
-        onError(classifyUpstreamError(err as Marked), err as Error);
+        hooks.onError(classifyUpstreamError(err as Marked), err as Error);
       });
     },
     ws(req, socket, head, onError) {

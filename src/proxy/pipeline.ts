@@ -1,25 +1,20 @@
 /**
  * The per-connection and per-request path: verify (once per connection) → strip and set headers →
  * forward. It is the same for plain requests and upgrades, and nothing is forwarded from a
- * connection until its verdict is known and `ok`.
+ * connection until its verdict is known and `ok`. Metrics and logs go through the observer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { applyIdentityHeaders, type HeaderPlan } from '../identity/index.js';
-import { reasonForTlsClientError, type FailureReason, type PeerVerifier, type Verdict } from '../verify/index.js';
+import { reasonForTlsClientError, type FailureReason, type PeerVerifier, type Verdict, type VerifiedIdentity } from '../verify/index.js';
 import { compileForwardedRewrite, type ForwardedMode } from './forwarded-headers.js';
 import type { Forwarder, UpstreamErrorKind } from './forwarder.js';
 import { sendJsonError, writeRawJsonError } from './responses.js';
-
-/** Hooks for metrics and connection tracking; every one optional. */
-export interface PipelineObserver {
-  handshake?(verdict: Verdict, socket: TLSSocket): void;
-  handshakeFailed?(reason: FailureReason, socket: TLSSocket): void;
-  upstreamError?(kind: UpstreamErrorKind): void;
-}
+import type { PipelineObserver } from './telemetry.js';
 
 export interface PipelineOptions {
   readonly verifier: PeerVerifier;
@@ -28,34 +23,62 @@ export interface PipelineOptions {
   /** `reject`: close refused connections at once. `http`: answer each request 401/403 JSON. */
   readonly failureMode: 'reject' | 'http';
   readonly forwardedHeaders: ForwardedMode;
+  /** For internal faults only; client-caused lines go through the observer (rate-limited). */
   readonly logger: Logger;
-  readonly observer?: PipelineObserver;
+  readonly observer: PipelineObserver;
+}
+
+/** Handles for the composition root. */
+export interface Pipeline {
+  /** Verified open connections, for closing those of a certificate revoked since. */
+  connectionsOf(predicate: (identity: VerifiedIdentity) => boolean): TLSSocket[];
 }
 
 /** The verdict of a connection, or its promise while a revocation check runs. */
 type ConnectionState = Verdict | Promise<Verdict>;
 
 const REJECTED = 'client_certificate_rejected';
+/** One route until per-route policy exists; the metric label is already in place for it. */
+const ROUTE = 'default';
 
 /** The HTTP status a refusal gets in `http` mode: 401 when no certificate was offered at all. */
 export function statusForReason(reason: FailureReason): number {
   return reason === 'no_certificate' ? 401 : 403;
 }
 
-/** Wires the pipeline onto the data server. Returns nothing to call per request; never throws. */
-export function attachPipeline(server: Server, options: PipelineOptions): void {
+const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;
+const connKey = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) => `${s.remoteAddress}|${s.remotePort}`;
+
+/** Wires the pipeline onto the data server. Never throws from a handler. */
+export function attachPipeline(server: Server, options: PipelineOptions): Pipeline {
   const { verifier, plan, forwarder, logger, observer } = options;
   const states = new WeakMap<TLSSocket, ConnectionState>();
+  const verified = new Set<TLSSocket>();
+  const acceptedAt = new Map<string, bigint>();
   const rewriteForwarded = compileForwardedRewrite(options.forwardedHeaders);
 
+  // Runs before the TLS layer wraps the socket, to time the handshake from TCP accept.
+  server.prependListener('connection', (raw: Socket) => {
+    const key = connKey(raw);
+    acceptedAt.set(key, process.hrtime.bigint());
+    observer.connectionOpened?.();
+    raw.once('close', () => {
+      acceptedAt.delete(key);
+      observer.connectionClosed?.();
+    });
+  });
+
   function settle(socket: TLSSocket, verdict: Verdict): Verdict {
-    observer?.handshake?.(verdict, socket);
-    if (!verdict.ok) {
-      logger.warn(
-        { event: 'handshake_rejected', reason: verdict.reason, detail: verdict.detail, remote: socket.remoteAddress, peer: verdict.peer, tls: socket.getProtocol() },
-        'client certificate rejected',
-      );
-      if (options.failureMode === 'reject') socket.destroy();
+    const start = acceptedAt.get(connKey(socket));
+    acceptedAt.delete(connKey(socket));
+    observer.verdict?.(verdict, socket, start === undefined ? 0 : seconds(start));
+    if (verdict.ok) {
+      if (!socket.destroyed) {
+        verified.add(socket);
+        socket.once('close', () => verified.delete(socket));
+      }
+    } else if (options.failureMode === 'reject') {
+      socket.destroy();
     }
     return verdict;
   }
@@ -64,7 +87,13 @@ export function attachPipeline(server: Server, options: PipelineOptions): void {
     let state: ConnectionState;
     try {
       const v = verifier.verify(socket);
-      state = v instanceof Promise ? v.then((verdict) => settle(socket, verdict)) : settle(socket, v);
+      state =
+        v instanceof Promise
+          ? v.then((verdict) => {
+              states.set(socket, verdict);
+              return settle(socket, verdict);
+            })
+          : settle(socket, v);
     } catch (err) {
       // verify() promises not to throw; if it does, fail closed for this connection only.
       logger.error({ event: 'verify_failed', err }, 'verifier threw; refusing the connection');
@@ -74,9 +103,8 @@ export function attachPipeline(server: Server, options: PipelineOptions): void {
   });
 
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-    const reason = reasonForTlsClientError(err);
-    observer?.handshakeFailed?.(reason, socket);
-    logger.warn({ event: 'handshake_failed', reason, detail: err.code ?? err.message, remote: socket.remoteAddress }, 'TLS handshake failed');
+    acceptedAt.delete(connKey(socket));
+    observer.handshakeFailed?.(reasonForTlsClientError(err), socket, err.code ?? err.message);
   });
 
   function withVerdict(socket: TLSSocket, then: (v: Verdict) => void): void {
@@ -86,21 +114,50 @@ export function attachPipeline(server: Server, options: PipelineOptions): void {
     else then(state);
   }
 
+  function upstreamFailed(kind: UpstreamErrorKind, err: Error, req: IncomingMessage) {
+    observer.upstreamError?.(kind, { code: (err as NodeJS.ErrnoException).code, message: err.message, method: req.method, path: pathOf(req) });
+    return { status: kind === 'timeout' ? 504 : 502, body: { error: kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable', reason: kind } };
+  }
+
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket as TLSSocket;
+    const started = process.hrtime.bigint();
+    let identity: VerifiedIdentity | undefined;
+    let upstreamSeconds: number | undefined;
+    let bytes: number | undefined;
+    res.once('close', () =>
+      observer.requestDone?.({
+        route: ROUTE,
+        method: req.method ?? '',
+        path: pathOf(req),
+        status: res.statusCode,
+        bytes,
+        seconds: seconds(started),
+        upstreamSeconds,
+        completed: res.writableFinished,
+        identity,
+        socket,
+      }),
+    );
     withVerdict(socket, (verdict) => {
       if (!verdict.ok) {
         if (options.failureMode === 'http') sendJsonError(res, statusForReason(verdict.reason), { error: REJECTED, reason: verdict.reason });
         else socket.destroy();
         return;
       }
+      identity = verdict.identity;
       rewriteForwarded(req.headers, socket, false);
       applyIdentityHeaders(req.headers, plan, verdict.identity.headers);
-      forwarder.web(req, res, (kind, err) => {
-        observer?.upstreamError?.(kind);
-        const status = kind === 'timeout' ? 504 : 502;
-        logger.error({ event: 'upstream_error', kind, code: (err as NodeJS.ErrnoException).code, message: err.message, method: req.method, path: req.url }, 'upstream request failed');
-        sendJsonError(res, status, { error: kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable', reason: kind });
+      forwarder.web(req, res, {
+        onResponse(upstream) {
+          upstreamSeconds = seconds(started);
+          const length = Number(upstream.headers['content-length']);
+          if (Number.isFinite(length)) bytes = length;
+        },
+        onError(kind, err) {
+          const answer = upstreamFailed(kind, err, req);
+          sendJsonError(res, answer.status, answer.body);
+        },
       });
     });
   });
@@ -117,10 +174,25 @@ export function attachPipeline(server: Server, options: PipelineOptions): void {
       rewriteForwarded(req.headers, tlsSocket, true);
       applyIdentityHeaders(req.headers, plan, verdict.identity.headers);
       forwarder.ws(req, socket, head, (kind, err) => {
-        observer?.upstreamError?.(kind);
-        logger.error({ event: 'upstream_error', kind, code: (err as NodeJS.ErrnoException).code, message: err.message, upgrade: true, path: req.url }, 'upstream upgrade failed');
-        writeRawJsonError(socket, kind === 'timeout' ? 504 : 502, { error: kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable', reason: kind });
+        const answer = upstreamFailed(kind, err, req);
+        writeRawJsonError(socket, answer.status, answer.body);
       });
     });
   });
+
+  return {
+    connectionsOf(predicate) {
+      return [...verified].filter((s) => {
+        const state = states.get(s);
+        return state !== undefined && !(state instanceof Promise) && state.ok && predicate(state.identity);
+      });
+    },
+  };
+}
+
+/** The path without the query string: queries may carry tokens, which logs must not. */
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
 }

@@ -25,7 +25,7 @@ async function sidecar(args: string[]) {
 function config(extra = ''): string {
   return pki.write(
     `cfg-${Math.random().toString(36).slice(2)}.yaml`,
-    `version: 1\ntls:\n  cert: ${pki.serverCertFile}\n  key: ${pki.serverKeyFile}\nclientAuth:\n  caBundle: [${pki.caBundleFile}]\nupstream:\n  url: http://127.0.0.1:9\n${extra}`,
+    `version: 1\ntls:\n  cert: ${pki.serverCertFile}\n  key: ${pki.serverKeyFile}\nclientAuth:\n  caBundle: [${pki.caBundleFile}]\nupstream:\n  url: http://127.0.0.1:9\nadmin:\n  port: 0\n${extra}`,
   );
 }
 
@@ -49,7 +49,7 @@ t.test('check-config: 2 with the field and line of a bad config', async (t) => {
   const file = config('limits:\n  maxHeaderByte: 10\n');
   const r = await sidecar(['check-config', file]);
   t.equal(r.code, 2);
-  t.match(r.stderr, `${file}:10: limits.maxHeaderByte: unknown field`);
+  t.match(r.stderr, `${file}:12: limits.maxHeaderByte: unknown field`);
 });
 
 t.test('check-config: 2 when a certificate file is missing or the key does not match', async (t) => {
@@ -92,6 +92,6 @@ t.test('serve: a port in use is a clear error, exit 1', async (t) => {
   const file = config(`listen:\n  host: 127.0.0.1\n  port: ${port}\n`);
   const r = await sidecar(['serve', '--config', file]);
   t.equal(r.code, 1);
-  t.match(r.stderr, `cannot listen on 127.0.0.1:${port}: the port is already in use`);
+  t.match(r.stderr, `cannot listen on 127.0.0.1:${port} (listen): the port is already in use`);
 });
 

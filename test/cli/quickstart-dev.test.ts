@@ -23,7 +23,7 @@ async function freePort(): Promise<number> {
 
 t.test('dev prints a curl line that returns the echo with identity headers', async (t) => {
   const port = await freePort();
-  const child = spawn(process.execPath, [cli, 'dev', '--port', String(port)], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'dev', '--port', String(port), '--admin-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGTERM'));
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d));

@@ -1,0 +1,85 @@
+/**
+ * The admin listener: `/metrics`, `/healthz`, `/readyz`, and nothing else. It is a separate plain
+ * HTTP listener, never the mTLS data port, so a device can never scrape metrics or flip probes,
+ * and Prometheus/kubelet need no client certificate.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+/** One readiness condition and whether it holds now. */
+export type ReadinessCheck = () => boolean;
+
+export interface AdminServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly registry: Registry;
+  /** Named conditions; `/readyz` is 200 only when all hold, and lists them either way. */
+  readonly readiness: Readonly<Record<string, ReadinessCheck>>;
+}
+
+export interface AdminServer {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Starts the admin listener. Async; rejects if the port cannot be bound. */
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (path === '/healthz') {
+      // Liveness: the event loop answers. Nothing else, so a kubelet never restarts a sidecar
+      // that is merely waiting for a CRL.
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const checks = Object.fromEntries(Object.entries(options.readiness).map(([name, check]) => [name, safe(check)]));
+      const ready = Object.values(checks).every(Boolean);
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify({ ready, checks })}\n`);
+      return;
+    }
+    if (path === '/metrics') {
+      options.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': options.registry.contentType, 'cache-control': 'no-store' }).end(text),
+        () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+  server.keepAliveTimeout = 5_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function safe(check: ReadinessCheck): boolean {
+  try {
+    return check();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Every metric name and label in one place: they are a public surface (dashboards and alerts
+ * query them), so add, never rename. `createMetrics` registers them on a registry of our own
+ * (never prom-client's global one) and returns typed handles; modules receive the handles.
+ *
+ * Cardinality: no label ever carries a device id, serial, subject, path or remote address. Label
+ * values come from closed sets (reasons, methods, status classes, error kinds) or from the
+ * operator's config (CA names, route names).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Upper bounds of the certificate remaining-validity histogram: 1 h … 1 year. */
+const VALIDITY_BUCKETS = [3_600, 21_600, 86_400, 3 * 86_400, 7 * 86_400, 14 * 86_400, 30 * 86_400, 90 * 86_400, 365 * 86_400];
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly handshakes: Counter<'result' | 'reason' | 'tls_version'>;
+  readonly handshakeDuration: Histogram<'result'>;
+  readonly activeConnections: Gauge;
+  readonly clientCertRemainingValidity: Histogram;
+  readonly revocationChecks: Counter<'method' | 'status' | 'cache'>;
+  readonly ocspRequestDuration: Histogram;
+  readonly ocspErrors: Counter<'kind'>;
+  readonly crlEntries: Gauge<'issuer'>;
+  readonly crlLastRefresh: Gauge<'issuer'>;
+  readonly crlNextUpdate: Gauge<'issuer'>;
+  readonly crlRefreshFailures: Counter<'issuer'>;
+  readonly serverCertExpiry: Gauge;
+  readonly caCertExpiry: Gauge<'ca'>;
+  readonly requests: Counter<'route' | 'method' | 'status_class'>;
+  readonly requestDuration: Histogram<'route' | 'method'>;
+  readonly upstreamDuration: Histogram<'route'>;
+  readonly upstreamErrors: Counter<'kind'>;
+  readonly reloads: Counter<'result'>;
+  readonly reloadLastSuccess: Gauge;
+  readonly logsSuppressed: Counter<'event'>;
+}
+
+/** Creates the metrics on `registry` (a fresh one by default). Sync; never throws after start. */
+export function createMetrics(registry: Registry = new Registry(), options: { processMetrics?: boolean } = {}): Metrics {
+  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  const r = [registry];
+  return {
+    registry,
+    handshakes: new Counter({
+      name: 'mtls_handshakes_total',
+      help: 'TLS handshakes by result (accepted/rejected), failure reason (none when accepted) and TLS version.',
+      labelNames: ['result', 'reason', 'tls_version'],
+      registers: r,
+    }),
+    handshakeDuration: new Histogram({
+      name: 'mtls_handshake_duration_seconds',
+      help: 'From TCP accept to the verdict (including any revocation check), by result.',
+      labelNames: ['result'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    }),
+    activeConnections: new Gauge({ name: 'mtls_active_connections', help: 'Open client connections on the data listener.', registers: r }),
+    clientCertRemainingValidity: new Histogram({
+      name: 'mtls_client_cert_remaining_validity_seconds',
+      help: 'Remaining validity of presented client certificates at handshake (accepted ones), so an expiring fleet shows early.',
+      buckets: VALIDITY_BUCKETS,
+      registers: r,
+    }),
+    revocationChecks: new Counter({
+      name: 'mtls_revocation_checks_total',
+      help: 'Revocation checks by method (crl/ocsp/none), status (good/revoked/unknown) and cache (hit/miss).',
+      labelNames: ['method', 'status', 'cache'],
+      registers: r,
+    }),
+    ocspRequestDuration: new Histogram({ name: 'mtls_ocsp_request_duration_seconds', help: 'OCSP responder round trips.', buckets: LATENCY_BUCKETS, registers: r }),
+    ocspErrors: new Counter({ name: 'mtls_ocsp_errors_total', help: 'OCSP responder failures by kind.', labelNames: ['kind'], registers: r }),
+    crlEntries: new Gauge({ name: 'mtls_crl_entries', help: 'Revoked serials in the current CRL, per issuer.', labelNames: ['issuer'], registers: r }),
+    crlLastRefresh: new Gauge({ name: 'mtls_crl_last_refresh_timestamp_seconds', help: 'Unix time of the last successful CRL load, per issuer.', labelNames: ['issuer'], registers: r }),
+    crlNextUpdate: new Gauge({ name: 'mtls_crl_next_update_timestamp_seconds', help: 'nextUpdate of the current CRL, per issuer (Unix time).', labelNames: ['issuer'], registers: r }),
+    crlRefreshFailures: new Counter({ name: 'mtls_crl_refresh_failures_total', help: 'CRL loads that failed (the previous CRL was kept), per issuer.', labelNames: ['issuer'], registers: r }),
+    serverCertExpiry: new Gauge({ name: 'mtls_server_cert_expiry_timestamp_seconds', help: 'notAfter of the serving certificate (Unix time).', registers: r }),
+    caCertExpiry: new Gauge({ name: 'mtls_ca_cert_expiry_timestamp_seconds', help: 'notAfter of each CA in the client CA bundle (Unix time).', labelNames: ['ca'], registers: r }),
+    requests: new Counter({
+      name: 'mtls_requests_total',
+      help: 'Requests answered, by route, method and status class (1xx..5xx), including the sidecar\'s own 4xx/5xx.',
+      labelNames: ['route', 'method', 'status_class'],
+      registers: r,
+    }),
+    requestDuration: new Histogram({ name: 'mtls_request_duration_seconds', help: 'Whole request time as the client sees it (after the handshake).', labelNames: ['route', 'method'], buckets: LATENCY_BUCKETS, registers: r }),
+    upstreamDuration: new Histogram({ name: 'mtls_upstream_duration_seconds', help: 'Time to the upstream\'s response headers.', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: r }),
+    upstreamErrors: new Counter({ name: 'mtls_upstream_errors_total', help: 'Upstream failures by kind (refused, reset, timeout, tls, dns, other).', labelNames: ['kind'], registers: r }),
+    reloads: new Counter({ name: 'mtls_reloads_total', help: 'Certificate/config reloads by result (success/failure).', labelNames: ['result'], registers: r }),
+    reloadLastSuccess: new Gauge({ name: 'mtls_reload_last_success_timestamp_seconds', help: 'Unix time of the last successful reload (or of start-up).', registers: r }),
+    logsSuppressed: new Counter({ name: 'mtls_logs_suppressed_total', help: 'Log lines dropped by the rate limiter, by event.', labelNames: ['event'], registers: r }),
+  };
+}
+
+/** The closed set of method label values: anything else is OTHER. */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** Method label value with bounded cardinality. Pure. */
+export function methodLabel(method: string | undefined): string {
+  return method && METHODS.has(method) ? method : 'OTHER';
+}
+
+/** `2xx`-style label. Pure. */
+export function statusClass(status: number): string {
+  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+}

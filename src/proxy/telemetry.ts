@@ -1,0 +1,116 @@
+/**
+ * Turns pipeline events into metrics and log lines: one access line per request, one line per
+ * refused handshake (rate-limited, with a summary of what was dropped). Labels come from closed
+ * sets only; device ids and fingerprints go to logs, never to metric labels.
+ */
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { methodLabel, statusClass, type Metrics } from '../metrics.js';
+import type { FailureReason, Verdict, VerifiedIdentity } from '../verify/index.js';
+import type { UpstreamErrorKind } from './forwarder.js';
+
+/** What the pipeline reports; every hook optional so tests can observe only what they need. */
+export interface PipelineObserver {
+  connectionOpened?(): void;
+  connectionClosed?(): void;
+  verdict?(verdict: Verdict, socket: TLSSocket, seconds: number): void;
+  handshakeFailed?(reason: FailureReason, socket: TLSSocket, detail: string): void;
+  requestDone?(request: RequestRecord): void;
+  upstreamError?(kind: UpstreamErrorKind, detail: { code?: string | undefined; message: string; method?: string | undefined; path: string }): void;
+}
+
+/** One answered request. */
+export interface RequestRecord {
+  readonly route: string;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly bytes: number | undefined;
+  readonly seconds: number;
+  readonly upstreamSeconds: number | undefined;
+  /** False when the client went away before the response was complete. */
+  readonly completed: boolean;
+  readonly identity: VerifiedIdentity | undefined;
+  readonly socket: TLSSocket;
+}
+
+/** The limiter the telemetry uses for client-caused lines. */
+export interface LineLimiter {
+  allow(event: string, detail?: string): boolean;
+}
+
+export interface TelemetryOptions {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly limiter: LineLimiter;
+  readonly accessLog: boolean;
+  readonly now?: () => number;
+}
+
+/** Builds the observer. Never throws from a hook (telemetry must not break the data path). */
+export function createTelemetry(options: TelemetryOptions): PipelineObserver {
+  const { metrics: m, logger, limiter } = options;
+  const now = options.now ?? Date.now;
+  return {
+    connectionOpened: () => m.activeConnections.inc(),
+    connectionClosed: () => m.activeConnections.dec(),
+    verdict(verdict, socket, seconds) {
+      const tls = socket.getProtocol() ?? 'unknown';
+      if (verdict.revocation) {
+        m.revocationChecks.inc({ method: verdict.revocation.method, status: verdict.revocation.status, cache: verdict.revocation.cached ? 'hit' : 'miss' });
+      }
+      if (verdict.ok) {
+        m.handshakes.inc({ result: 'accepted', reason: 'none', tls_version: tls });
+        m.handshakeDuration.observe({ result: 'accepted' }, seconds);
+        m.clientCertRemainingValidity.observe(Math.max(0, (verdict.identity.notAfter.getTime() - now()) / 1000));
+        return;
+      }
+      m.handshakes.inc({ result: 'rejected', reason: verdict.reason, tls_version: tls });
+      m.handshakeDuration.observe({ result: 'rejected' }, seconds);
+      if (limiter.allow('handshake_rejected', verdict.reason)) {
+        logger.warn(
+          { event: 'handshake_rejected', reason: verdict.reason, detail: verdict.detail, remote: socket.remoteAddress, peer: verdict.peer, tls },
+          'client certificate rejected',
+        );
+      }
+    },
+    handshakeFailed(reason, socket, detail) {
+      m.handshakes.inc({ result: 'rejected', reason, tls_version: 'none' });
+      if (limiter.allow('handshake_failed', reason)) {
+        logger.warn({ event: 'handshake_failed', reason, detail, remote: socket.remoteAddress }, 'TLS handshake failed');
+      }
+    },
+    requestDone(r) {
+      const method = methodLabel(r.method);
+      m.requests.inc({ route: r.route, method, status_class: statusClass(r.status) });
+      m.requestDuration.observe({ route: r.route, method }, r.seconds);
+      if (r.upstreamSeconds !== undefined) m.upstreamDuration.observe({ route: r.route }, r.upstreamSeconds);
+      if (!options.accessLog) return;
+      logger.info(
+        {
+          event: 'access',
+          deviceId: r.identity?.deviceId,
+          fingerprint: r.identity?.fingerprintSha256,
+          method: r.method,
+          path: r.path,
+          status: r.status,
+          bytes: r.bytes,
+          durationMs: round(r.seconds * 1000),
+          upstreamMs: r.upstreamSeconds === undefined ? undefined : round(r.upstreamSeconds * 1000),
+          tls: r.socket.getProtocol(),
+          remote: r.socket.remoteAddress,
+          ...(r.completed ? {} : { aborted: true }),
+        },
+        'request',
+      );
+    },
+    upstreamError(kind, detail) {
+      m.upstreamErrors.inc({ kind });
+      if (limiter.allow('upstream_error', kind)) logger.error({ event: 'upstream_error', kind, ...detail }, 'upstream request failed');
+    },
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
