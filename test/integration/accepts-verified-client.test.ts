@@ -86,3 +86,22 @@ t.test('device id rules: spiffe, dns, cn and serial fallbacks', async (t) => {
   const refused = await call({ port: strict.port, ca: pki.rootPem, cert: noId.chainPem, key: noId.keyPem });
   t.same(refused.json, { error: 'client_certificate_rejected', reason: 'no_device_id' });
 });
+
+t.test('several roots in several bundle files are all trusted', async (t) => {
+  const second = pki.write('second-root.pem', pki.foreignRootPem);
+  const both = await startTestSidecar(pki, echo.url, { clientAuth: { caBundle: [pki.caBundleFile, second] } });
+  t.teardown(() => both.close());
+  const ours = await pki.client({ deviceId: 'root-a' });
+  const theirs = await pki.client({ deviceId: 'root-b', issuer: 'foreign' });
+  t.equal((await call({ port: both.port, ca: pki.rootPem, cert: ours.chainPem, key: ours.keyPem })).json?.headers['x-device-id'], 'root-a');
+  t.equal((await call({ port: both.port, ca: pki.rootPem, cert: theirs.chainPem, key: theirs.keyPem })).json?.headers['x-device-id'], 'root-b');
+  t.match((await call({ port: both.port, ca: pki.rootPem, cert: theirs.chainPem, key: theirs.keyPem })).json?.headers['x-client-cert-issuer'], 'O=somebody else');
+});
+
+t.test('an intermediate configured in the bundle lets clients omit it', async (t) => {
+  const bundle = pki.write('root-and-intermediate.pem', pki.rootPem + pki.intermediate.pem);
+  const sc2 = await startTestSidecar(pki, echo.url, { clientAuth: { caBundle: [bundle] } });
+  t.teardown(() => sc2.close());
+  const leafOnly = await pki.client({ deviceId: 'no-chain', sendChain: false });
+  t.equal((await call({ port: sc2.port, ca: pki.rootPem, cert: leafOnly.chainPem, key: leafOnly.keyPem })).json?.headers['x-device-id'], 'no-chain');
+});
