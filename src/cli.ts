@@ -11,8 +11,8 @@ import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config/index.js';
 import { runDev } from './dev/index.js';
 import { isSidecarError, SidecarError } from './errors.js';
-import { handleShutdownSignals } from './lifecycle.js';
-import { startSidecar } from './serve.js';
+import { handleSignals } from './lifecycle.js';
+import { runServe } from './workers.js';
 import { loadTlsMaterial } from './tls/index.js';
 
 const HELP = `mtls-sidecar — a mutual-TLS terminating reverse proxy with verified device-identity headers
@@ -59,9 +59,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve': {
       if (!values.config) throw new SidecarError('ERR_USAGE', 'config', 'serve needs --config FILE (for a throwaway demo, run `mtls-sidecar dev`)');
-      const sidecar = await startSidecar(loadConfigFile(values.config));
-      await handleShutdownSignals(sidecar, 10_000, (signal) => sidecar.logger.info({ event: 'signal', signal }, 'draining'));
-      return 0;
+      return runServe(loadConfigFile(values.config));
     }
     case 'check-config': {
       const file = rest[0] ?? values.config;
@@ -94,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
           '',
         ].join('\n'),
       );
-      await handleShutdownSignals(run, 2_000);
+      await handleSignals({ close: () => run.close(), reload: () => run.sidecar.reload() });
       return 0;
     }
     case undefined:

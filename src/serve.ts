@@ -2,9 +2,9 @@
  * The composition root: builds every module from the validated config, wires them and listens.
  * Nothing else constructs modules, so the dependency graph is visible here in one place.
  */
-import type { X509Certificate } from 'node:crypto';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Server } from 'node:https';
 import { startAdminServer, type AdminServer } from './admin/index.js';
 import type { SidecarConfig } from './config/index.js';
@@ -14,7 +14,7 @@ import { createLogger, createLogLimiter, type Logger } from './logging.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { formatRfc4514 } from './pki/index.js';
 import { attachPipeline, createForwarder, createTelemetry } from './proxy/index.js';
-import { createDataServer, loadTlsMaterial, type TlsMaterial } from './tls/index.js';
+import { createDataServer, createMaterialReloader, loadTlsMaterial, secureContextOptions, type TlsMaterial } from './tls/index.js';
 import { createPeerVerifier, createTrustIndex } from './verify/index.js';
 
 /** A started sidecar. */
@@ -27,6 +27,10 @@ export interface RunningSidecar {
   readonly server: Server;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Re-reads the TLS material now (SIGHUP). Never throws: a failure keeps the old material. */
+  reload(trigger?: string): void;
+  /** True once close() has begun. */
+  readonly draining: boolean;
   /** Stops accepting, turns readiness false, closes idle connections, waits for the rest up to `graceMs`, then cuts them. */
   close(graceMs?: number): Promise<void>;
 }
@@ -34,6 +38,10 @@ export interface RunningSidecar {
 export interface StartOptions {
   readonly logger?: Logger;
   readonly metrics?: Metrics;
+  /** Session-ticket keys shared by all workers (48 bytes). */
+  readonly ticketKeys?: Buffer;
+  /** Workers serve no admin listener of their own: the primary aggregates. */
+  readonly admin?: boolean;
 }
 
 /** Builds and starts the sidecar. Async; rejects with a SidecarError if material or a port fails. */
@@ -42,7 +50,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   const metrics = options.metrics ?? createMetrics();
   const material = loadTlsMaterial({ cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle });
   recordExpiries(metrics, material);
-  const trust = createTrustIndex(material.caCertificates);
+  let trust = createTrustIndex(material.caCertificates);
+  let caPems = material.caPems.join('');
   const plan = compileHeaderPlan(config.identity);
   const verifier = createPeerVerifier({
     trust: () => trust,
@@ -58,7 +67,32 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     logger,
     onSuppressed: (event) => metrics.logsSuppressed.inc({ event }),
   });
-  const server = createDataServer(material, { ...config.tls, ...config.limits });
+  // Ticket keys live as long as the process (not per secure context), so sessions survive a
+  // certificate rotation; the verifier re-anchors resumed sessions against the current CA bundle.
+  const listenerOptions = { ...config.tls, ...config.limits, ticketKeys: options.ticketKeys ?? randomBytes(48) };
+  const server = createDataServer(material, listenerOptions);
+  const reloader = createMaterialReloader({
+    paths: { cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle },
+    intervalMs: config.reload.intervalSeconds * 1000,
+    apply(next) {
+      // Build everything first; setSecureContext throws on material OpenSSL rejects, before any swap.
+      const nextTrust = next.caPems.join('') === caPems ? trust : createTrustIndex(next.caCertificates);
+      server.setSecureContext(secureContextOptions(next, listenerOptions));
+      trust = nextTrust;
+      caPems = next.caPems.join('');
+      recordExpiries(metrics, next);
+    },
+    onOutcome(outcome) {
+      metrics.reloads.inc({ result: outcome.result });
+      if (outcome.result === 'success') {
+        metrics.reloadLastSuccess.setToCurrentTime();
+        logger.info({ event: 'reload', result: 'success', trigger: outcome.trigger, serverCertNotAfter: outcome.material.serverCertificate.validTo }, 'TLS material reloaded');
+      } else {
+        const err = outcome.error as Error & { reason?: string };
+        logger.error({ event: 'reload', result: 'failure', trigger: outcome.trigger, field: err.reason, error: err.message }, 'TLS material reload failed; keeping the previous material');
+      }
+    },
+  });
   attachPipeline(server, {
     verifier,
     plan,
@@ -69,15 +103,22 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     observer: createTelemetry({ metrics, logger, limiter, accessLog: config.log.accessLog }),
   });
 
+  // Every raw connection, so the drain deadline can also cut upgraded (WebSocket) sockets, which
+  // the HTTP server no longer tracks.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   let draining = false;
   await listen(server, config.listen.port, config.listen.host, 'listen');
   let admin: AdminServer | undefined;
-  if (config.admin.enabled) {
+  if (config.admin.enabled && options.admin !== false) {
     try {
       admin = await startAdminServer({
         host: config.admin.host,
         port: config.admin.port,
-        registry: metrics.registry,
+        metrics: { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() },
         readiness: { certificatesLoaded: () => true, listening: () => server.listening, notDraining: () => !draining },
       });
     } catch (cause) {
@@ -99,12 +140,26 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     server,
     logger,
     metrics,
-    close(graceMs = 10_000) {
+    reload: (trigger = 'signal') => reloader.reload(trigger, true),
+    get draining() {
+      return draining;
+    },
+    close(graceMs = config.shutdown.timeoutSeconds * 1000) {
       draining = true;
       closing ??= new Promise<void>((resolve) => {
-        const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+        reloader.stop();
+        logger.info({ event: 'draining', graceMs }, 'draining: no new connections; finishing in-flight requests');
+        // A keep-alive connection becomes idle the moment its in-flight response ends; closing
+        // idle ones on a short tick lets every request finish and no new one start.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        const deadline = setTimeout(() => {
+          logger.warn({ event: 'drain_deadline', open: sockets.size }, 'drain deadline reached; closing what is left');
+          server.closeAllConnections();
+          for (const socket of sockets) socket.destroy();
+        }, graceMs);
         deadline.unref();
         server.close(() => {
+          clearInterval(sweep);
           clearTimeout(deadline);
           forwarder.close();
           limiter.stop();

@@ -24,7 +24,8 @@ const ALLOWED: Record<string, string[]> = {
   serve: ['config', 'errors', 'metrics', 'logging', 'pki', 'tls', 'verify', 'revocation', 'identity', 'policy', 'proxy', 'admin', 'lifecycle'],
   dev: ['config', 'serve', 'pki', 'errors'],
   enroll: ['pki', 'errors', 'metrics', 'config'],
-  cli: ['config', 'serve', 'enroll', 'lifecycle', 'dev', 'errors', 'tls'],
+  workers: ['config', 'serve', 'admin', 'lifecycle', 'logging', 'metrics', 'errors'],
+  cli: ['config', 'serve', 'workers', 'enroll', 'lifecycle', 'dev', 'errors', 'tls'],
 };
 
 function files(dir: string): string[] {

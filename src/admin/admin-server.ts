@@ -5,7 +5,12 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+
+/** Where the exposition comes from: one registry, or the primary's aggregate of all workers. */
+export interface MetricsSource {
+  readonly contentType: string;
+  collect(): Promise<string>;
+}
 
 /** One readiness condition and whether it holds now. */
 export type ReadinessCheck = () => boolean;
@@ -13,7 +18,7 @@ export type ReadinessCheck = () => boolean;
 export interface AdminServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly registry: Registry;
+  readonly metrics: MetricsSource;
   /** Named conditions; `/readyz` is 200 only when all hold, and lists them either way. */
   readonly readiness: Readonly<Record<string, ReadinessCheck>>;
 }
@@ -45,9 +50,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       return;
     }
     if (path === '/metrics') {
-      options.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': options.registry.contentType, 'cache-control': 'no-store' }).end(text),
-        () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+      options.metrics.collect().then(
+        (text) => res.writeHead(200, { 'content-type': options.metrics.contentType, 'cache-control': 'no-store' }).end(text),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${err.message}\n`),
       );
       return;
     }

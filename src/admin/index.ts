@@ -1,1 +1,1 @@
-export { startAdminServer, type AdminServer, type AdminServerOptions, type ReadinessCheck } from './admin-server.js';
+export { startAdminServer, type AdminServer, type AdminServerOptions, type MetricsSource, type ReadinessCheck } from './admin-server.js';

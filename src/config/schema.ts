@@ -151,9 +151,20 @@ const adminSchema = z.strictObject({
   port: int(0, 65535).default(9090),
 });
 
+const workersSchema = z.union([z.literal('auto'), int(1, 256)]);
+
+const reloadSchema = z.strictObject({
+  intervalSeconds: int(0, 3_600).default(10),
+});
+
+const shutdownSchema = z.strictObject({
+  timeoutSeconds: int(0, 3_600).default(25),
+});
+
 /** The whole configuration file. */
 export const configSchema = z.strictObject({
   version: z.literal(1, { message: 'must be 1 (the only config version so far)' }),
+  workers: workersSchema.default(1),
   listen: listenSchema.prefault({}),
   tls: tlsSchema,
   clientAuth: clientAuthSchema,
@@ -162,6 +173,8 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   admin: adminSchema.prefault({}),
   log: logSchema.prefault({}),
+  reload: reloadSchema.prefault({}),
+  shutdown: shutdownSchema.prefault({}),
 });
 
 export type SidecarConfig = z.infer<typeof configSchema>;

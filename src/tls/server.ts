@@ -18,6 +18,8 @@ export interface DataListenerOptions {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxHeaderBytes: number;
+  /** 48 bytes of session-ticket keys; random per process when omitted. */
+  readonly ticketKeys?: Buffer | undefined;
 }
 
 /**
@@ -25,8 +27,12 @@ export interface DataListenerOptions {
  * `server.setSecureContext`. A new context gets new session-ticket keys, so sessions issued under
  * an old CA bundle cannot be resumed under a new one.
  */
-export function secureContextOptions(material: TlsMaterial, options: Pick<DataListenerOptions, 'minVersion' | 'ciphers'>): SecureContextOptions {
+export function secureContextOptions(material: TlsMaterial, options: Pick<DataListenerOptions, 'minVersion' | 'ciphers' | 'ticketKeys'>): SecureContextOptions {
   return {
+    // Shared by every worker (and kept across reloads) so a session resumes whichever worker
+    // the connection lands on. Trust changes are still enforced: the verifier re-anchors every
+    // resumed session against the current CA bundle.
+    ...(options.ticketKeys ? { ticketKeys: options.ticketKeys } : {}),
     cert: material.certPem,
     key: material.keyPem,
     ca: [...material.caPems],

@@ -1,0 +1,125 @@
+/**
+ * `workers: 1 | N | auto` with node:cluster. The primary owns the admin listener (metrics
+ * aggregated from every worker, readiness = every worker listening and nobody draining), hands
+ * every worker the same session-ticket keys (so resumption works whichever worker a connection
+ * lands on), fans SIGHUP and SIGTERM out to the workers, and replaces a worker that dies
+ * unexpectedly. Workers run the ordinary sidecar without an admin listener.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { AggregatorRegistry } from 'prom-client';
+import { startAdminServer } from './admin/index.js';
+import type { SidecarConfig } from './config/index.js';
+import { handleSignals } from './lifecycle.js';
+import { createLogger } from './logging.js';
+import { startSidecar } from './serve.js';
+
+type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' };
+type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' };
+
+/** How many workers `workers` means on this machine. Pure apart from reading the CPU count. */
+export function workerCount(workers: SidecarConfig['workers']): number {
+  return workers === 'auto' ? Math.max(1, availableParallelism()) : workers;
+}
+
+/** Runs `serve` in the shape the config asks for. Resolves with the exit code once stopped. */
+export async function runServe(config: SidecarConfig): Promise<number> {
+  const n = workerCount(config.workers);
+  if (cluster.isWorker) return runWorker(config);
+  if (n === 1) {
+    const sidecar = await startSidecar(config);
+    await handleSignals(sidecar, (signal) => sidecar.logger.info({ event: 'signal', signal }, `received ${signal}`));
+    return 0;
+  }
+  return runPrimary(config, n);
+}
+
+async function runWorker(config: SidecarConfig): Promise<number> {
+  const init = await new Promise<Extract<ToWorker, { type: 'init' }>>((resolve) => {
+    const onMessage = (m: ToWorker) => {
+      if (m.type !== 'init') return;
+      process.off('message', onMessage);
+      resolve(m);
+    };
+    process.on('message', onMessage);
+    // Ask only once listening: a message sent before a listener exists is dropped.
+    process.send?.({ type: 'hello' } satisfies ToPrimary);
+  });
+  const sidecar = await startSidecar(config, { ticketKeys: Buffer.from(init.ticketKeys, 'base64'), admin: false });
+  AggregatorRegistry.setRegistries([sidecar.metrics.registry]);
+  // Constructing one is what installs prom-client's worker-side listener for the primary's requests.
+  new AggregatorRegistry();
+  const send = (m: ToPrimary) => process.send?.(m);
+  send({ type: 'listening' });
+  // The primary coordinates shutdown; a terminal's Ctrl-C reaches the whole process group, so
+  // the worker must not die on its own signal before the primary asks it to drain.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      send({ type: 'draining' });
+      void sidecar.close().then(resolve);
+    };
+    process.on('message', (m: ToWorker) => {
+      if (m.type === 'reload') sidecar.reload('SIGHUP');
+      if (m.type === 'shutdown') stop();
+    });
+    process.once('disconnect', stop); // the primary is gone: drain and leave
+  });
+  return 0;
+}
+
+async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
+  const logger = createLogger(config.log.level);
+  const ticketKeys = randomBytes(48).toString('base64');
+  const listening = new Set<Worker>();
+  let draining = false;
+
+  const fork = () => {
+    const worker = cluster.fork();
+    worker.on('message', (m: ToPrimary) => {
+      if (m.type === 'hello') worker.send({ type: 'init', ticketKeys } satisfies ToWorker);
+      if (m.type === 'listening') listening.add(worker);
+      if (m.type === 'draining') listening.delete(worker);
+    });
+    worker.on('exit', (code, signal) => {
+      listening.delete(worker);
+      if (draining) return;
+      logger.error({ event: 'worker_exit', pid: worker.process.pid, code, signal }, 'worker exited unexpectedly; starting a new one');
+      fork();
+    });
+  };
+  for (let i = 0; i < n; i++) fork();
+
+  const aggregator = new AggregatorRegistry();
+  const admin = config.admin.enabled
+    ? await startAdminServer({
+        host: config.admin.host,
+        port: config.admin.port,
+        metrics: { contentType: aggregator.contentType, collect: () => aggregator.clusterMetrics() },
+        readiness: { workersListening: () => listening.size === n, notDraining: () => !draining },
+      })
+    : undefined;
+  logger.info({ event: 'primary', workers: n, admin: admin?.url }, `started ${n} workers`);
+
+  const everyWorker = (m: ToWorker) => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(m);
+  };
+  await handleSignals(
+    {
+      reload: () => everyWorker({ type: 'reload' }),
+      close: async () => {
+        draining = true;
+        everyWorker({ type: 'shutdown' });
+        const deadline = Date.now() + config.shutdown.timeoutSeconds * 1000 + 5_000;
+        while (Object.values(cluster.workers ?? {}).some((w) => w && !w.isDead()) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.kill('SIGKILL');
+        await admin?.close();
+      },
+    },
+    (signal) => logger.info({ event: 'signal', signal }, `received ${signal}; forwarding to ${n} workers`),
+  );
+  return 0;
+}
