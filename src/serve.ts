@@ -9,6 +9,7 @@ import type { Server } from 'node:https';
 import { startAdminServer, type AdminServer } from './admin/index.js';
 import type { SidecarConfig } from './config/index.js';
 import { SidecarError } from './errors.js';
+import { createRevocationEnforcement } from './enforce-revocation.js';
 import { compileHeaderPlan } from './identity/index.js';
 import { createLogger, createLogLimiter, type Logger } from './logging.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -53,7 +54,9 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   let trust = createTrustIndex(material.caCertificates);
   let caPems = material.caPems.join('');
   const plan = compileHeaderPlan(config.identity);
+  const revocation = createRevocationEnforcement(config.revocation, { trustedCas: material.caCertificates, logger, metrics });
   const verifier = createPeerVerifier({
+    revocation: revocation?.gate,
     trust: () => trust,
     maxChainDepth: config.clientAuth.maxChainDepth,
     requireClientAuthEku: config.clientAuth.requireClientAuthEku,
@@ -93,7 +96,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       }
     },
   });
-  attachPipeline(server, {
+  const pipeline = attachPipeline(server, {
     verifier,
     plan,
     forwarder,
@@ -102,6 +105,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     logger,
     observer: createTelemetry({ metrics, logger, limiter, accessLog: config.log.accessLog }),
   });
+  revocation?.enforceOn(pipeline);
 
   // Every raw connection, so the drain deadline can also cut upgraded (WebSocket) sockets, which
   // the HTTP server no longer tracks.
@@ -119,7 +123,12 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
         host: config.admin.host,
         port: config.admin.port,
         metrics: { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() },
-        readiness: { certificatesLoaded: () => true, listening: () => server.listening, notDraining: () => !draining },
+        readiness: {
+          certificatesLoaded: () => true,
+          listening: () => server.listening,
+          notDraining: () => !draining,
+          ...(revocation ? { revocationSourcesLoaded: () => revocation.ready() } : {}),
+        },
       });
     } catch (cause) {
       server.close();
@@ -163,6 +172,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
           clearTimeout(deadline);
           forwarder.close();
           limiter.stop();
+          void revocation?.close();
           void (admin?.close() ?? Promise.resolve()).then(() => resolve());
         });
         server.closeIdleConnections();

@@ -1,2 +1,3 @@
 export { loadConfigFile, parseConfig, ConfigError, type ConfigProblem } from './load.js';
 export * from './schema.js';
+export { revocationSchema } from './revocation-schema.js';

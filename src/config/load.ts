@@ -120,13 +120,15 @@ function dotted(path: Path): string {
 }
 
 function resolvePaths(config: SidecarConfig, base: string): SidecarConfig {
-  const copy = structuredClone(config) as unknown as Record<string, Record<string, unknown>>;
+  const copy = structuredClone(config) as unknown as Record<string, unknown>;
   for (const field of FILE_PATH_FIELDS) {
-    const [section, key] = field.split('.') as [string, string];
-    const holder = copy[section];
-    const v = holder?.[key];
-    if (typeof v === 'string') holder![key] = resolve(base, v);
-    else if (Array.isArray(v)) holder![key] = v.map((p: string) => resolve(base, p));
+    const keys = field.split('.');
+    const last = keys.pop()!;
+    let holder: Record<string, unknown> | undefined = copy;
+    for (const k of keys) holder = holder?.[k] as Record<string, unknown> | undefined;
+    const v = holder?.[last];
+    if (typeof v === 'string') holder![last] = resolve(base, v);
+    else if (Array.isArray(v)) holder![last] = v.map((p: string) => resolve(base, p));
   }
   return copy as unknown as SidecarConfig;
 }

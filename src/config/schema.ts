@@ -6,19 +6,8 @@
  * (`requireClientAuthEKU`) must not silently fall back to a default.
  */
 import { z } from 'zod';
-
-/** A whole number, also accepted as a numeric string so `${PORT}` substitution works. */
-function int(min: number, max: number) {
-  return z.preprocess(
-    (v) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v),
-    z.number().int().min(min).max(max),
-  );
-}
-
-/** A boolean, also accepted as "true"/"false" so `${FLAG}` substitution works. */
-function bool() {
-  return z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
-}
+import { bool, int } from './fields.js';
+import { revocationSchema } from './revocation-schema.js';
 
 const filePath = () => z.string().min(1, 'must be a file path');
 
@@ -173,6 +162,7 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   admin: adminSchema.prefault({}),
   log: logSchema.prefault({}),
+  revocation: revocationSchema.prefault({}),
   reload: reloadSchema.prefault({}),
   shutdown: shutdownSchema.prefault({}),
 });
@@ -188,6 +178,7 @@ export type UpstreamOptions = SidecarConfig['upstream'];
 export type LimitsOptions = SidecarConfig['limits'];
 export type AdminOptions = SidecarConfig['admin'];
 export type LogOptions = SidecarConfig['log'];
+export type RevocationOptions = SidecarConfig['revocation'];
 
 /** The dotted paths of every field that names a file, resolved against the config file's folder. */
-export const FILE_PATH_FIELDS: readonly string[] = ['tls.cert', 'tls.key', 'clientAuth.caBundle', 'upstream.ca'];
+export const FILE_PATH_FIELDS: readonly string[] = ['tls.cert', 'tls.key', 'clientAuth.caBundle', 'upstream.ca', 'revocation.crl.files'];

@@ -7,12 +7,14 @@
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPkcs12, generateKey, issueCertificate } from '../pki/index.js';
+import { createPkcs12, generateKey, issueCertificate, issueCrl } from '../pki/index.js';
 
 /** Where each file of the dev PKI lives. */
 export interface DevPki {
   readonly dir: string;
   readonly caCert: string;
+  /** The dev CA's CRL (empty), so the demo runs with revocation checking on. */
+  readonly caCrl: string;
   readonly serverCert: string;
   readonly serverKey: string;
   readonly deviceCert: string;
@@ -29,6 +31,7 @@ function paths(dir: string): DevPki {
   return {
     dir,
     caCert: join(dir, 'ca.pem'),
+    caCrl: join(dir, 'ca.crl'),
     serverCert: join(dir, 'server.pem'),
     serverKey: join(dir, 'server.key'),
     deviceCert: join(dir, 'device.pem'),
@@ -56,7 +59,7 @@ function writeSecret(file: string, data: string | Buffer): void {
 /** Creates the dev PKI under `dir` unless a complete, valid one is there. Async; rejects on I/O failure. */
 export async function ensureDevPki(dir: string): Promise<DevPki & { created: boolean }> {
   const p = paths(dir);
-  const files = [p.caCert, p.serverCert, p.serverKey, p.deviceCert, p.deviceKey, p.deviceP12];
+  const files = [p.caCert, p.caCrl, p.serverCert, p.serverKey, p.deviceCert, p.deviceKey, p.deviceP12];
   if (files.every(existsSync) && stillValid(p.serverCert, 86_400_000) && stillValid(p.deviceCert, 86_400_000)) return { ...p, created: false };
 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -85,7 +88,10 @@ export async function ensureDevPki(dir: string): Promise<DevPki & { created: boo
   });
   const p12 = await createPkcs12({ keyPem: deviceKey.privateKeyPem, certPem: device.pem, chainPem: [ca.pem], password: DEV_P12_PASSWORD, friendlyName: p.deviceId });
 
+  // Valid as long as the device certificate: the PKI is recreated before either runs out.
+  const crl = await issueCrl({ issuer, nextUpdate: new Date(now + 30 * day) });
   writeFileSync(p.caCert, ca.pem);
+  writeFileSync(p.caCrl, crl.pem);
   writeFileSync(p.serverCert, server.pem);
   writeSecret(p.serverKey, serverKey.privateKeyPem);
   writeFileSync(p.deviceCert, device.pem);

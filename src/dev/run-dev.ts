@@ -40,6 +40,7 @@ export async function runDev(options: DevOptions): Promise<DevRun> {
       `listen: { host: ${JSON.stringify(options.host ?? '127.0.0.1')}, port: ${options.port} }`,
       'tls: { cert: server.pem, key: server.key }',
       'clientAuth: { caBundle: [ca.pem], failureMode: http }',
+      'revocation: { mode: crl, crl: { files: [ca.crl] } }',
       `upstream: { url: ${JSON.stringify(echo.url)} }`,
       `admin: { host: "127.0.0.1", port: ${options.adminPort ?? 9090} }`,
       `log: { level: ${options.logLevel ?? 'info'} }`,

@@ -2,6 +2,8 @@ export { pemBlocks, parseCertificateBundle } from './pem.js';
 export {
   generateKey,
   issueCertificate,
+  issueCrl,
+  type CrlSpec,
   randomSerialHex,
   toPem,
   type CertificateSpec,

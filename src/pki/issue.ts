@@ -155,3 +155,29 @@ function keyUsages(spec: CertificateSpec): x509.KeyUsageFlags {
   const rsa = spec.key.algorithm.startsWith('rsa');
   return x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0);
 }
+
+/** What a CRL lists. */
+export interface CrlSpec {
+  readonly issuer: IssuedCertificate & { readonly key: GeneratedKey };
+  readonly revoked?: ReadonlyArray<{ readonly serialHex: string; readonly revokedAt?: Date }>;
+  readonly thisUpdate?: Date;
+  readonly nextUpdate: Date;
+}
+
+/** Signs a CRL (v2, with the issuer's key identifier). Async; rejects if it cannot be signed. */
+export async function issueCrl(spec: CrlSpec): Promise<{ readonly pem: string; readonly der: Buffer }> {
+  const crl = await x509.X509CrlGenerator.create(
+    {
+      issuer: spec.issuer.certificate.subject,
+      thisUpdate: spec.thisUpdate ?? new Date(Date.now() - 60_000),
+      nextUpdate: spec.nextUpdate,
+      signingAlgorithm: signingAlgorithm(spec.issuer.key.algorithm),
+      signingKey: spec.issuer.key.keys.privateKey,
+      extensions: [await x509.AuthorityKeyIdentifierExtension.create(spec.issuer.key.keys.publicKey, false)],
+      entries: (spec.revoked ?? []).map((r) => ({ serialNumber: r.serialHex, revocationDate: r.revokedAt ?? new Date(Date.now() - 60_000) })),
+    },
+    webcrypto as never,
+  );
+  const der = Buffer.from(crl.rawData);
+  return { pem: toPem('X509 CRL', der), der };
+}

@@ -18,7 +18,8 @@ export interface VerifiedIdentity extends CertIdentity {
   readonly [verifiedBrand]: true;
   /** The headers to set upstream, rendered once for this certificate. */
   readonly headers: RenderedHeaders;
-  /** The CA that signed the leaf (for revocation checks). */
+  /** The client certificate and the CA that signed it (for revocation re-checks). */
+  readonly leafCertificate: X509Certificate;
   readonly issuerCertificate: X509Certificate;
 }
 
@@ -121,7 +122,7 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
         return verdict;
       }
       verdict = identity
-        ? { ok: true, identity: brand(identity, options.renderHeaders(identity), chain[0]!) }
+        ? { ok: true, identity: brand(identity, options.renderHeaders(identity), leaf, chain[0]!) }
         : refuse('no_device_id', 'no deviceId rule matched the certificate', leaf);
     }
     cache.set(key, { trust, verdict });
@@ -167,8 +168,8 @@ async function checkRevocation(gate: RevocationGate, leaf: X509Certificate, fact
   return { ok: false, reason: 'revocation_unknown', detail: outcome.detail ?? 'revocation status unknown', peer: summarize(leaf), revocation: outcome };
 }
 
-function brand(identity: CertIdentity, headers: RenderedHeaders, issuerCertificate: X509Certificate): VerifiedIdentity {
-  return Object.freeze({ ...identity, headers, issuerCertificate }) as VerifiedIdentity;
+function brand(identity: CertIdentity, headers: RenderedHeaders, leafCertificate: X509Certificate, issuerCertificate: X509Certificate): VerifiedIdentity {
+  return Object.freeze({ ...identity, headers, leafCertificate, issuerCertificate }) as VerifiedIdentity;
 }
 
 function summarize(leaf: X509Certificate): PeerSummary {

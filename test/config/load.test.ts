@@ -99,7 +99,7 @@ t.test('config/sidecar.example.yaml is valid and documents every field with its 
   };
   walk(example, defaults, []);
   // Optional fields without a default must at least be documented (commented out).
-  for (const key of ['ca', 'serverName', 'by']) t.match(text, new RegExp(`^\\s*# ${key}: `, 'm'), `optional ${key} documented`);
+  for (const key of ['ca', 'serverName', 'by', 'overrideUrl']) t.match(text, new RegExp(`^\\s*# ${key}: `, 'm'), `optional ${key} documented`);
   // Every key in the example has a comment line right above it (or is in a commented block).
   const doc = parseDocument(text);
   t.equal(doc.errors.length, 0);

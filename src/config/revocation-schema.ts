@@ -1,0 +1,104 @@
+/**
+ * The `revocation:` slice of the sidecar configuration (consumed by src/revocation/).
+ *
+ * YAML with every field and its default (paste into config/sidecar.example.yaml):
+ *
+ * ```yaml
+ * revocation:
+ *   # none | crl | ocsp | crl-then-ocsp | ocsp-then-crl. With two methods the second is asked
+ *   # only when the first answers "unknown".
+ *   mode: crl-then-ocsp
+ *   # What the proxy does when no method could say good/revoked: fail-closed rejects the client,
+ *   # fail-open lets it through (and logs).
+ *   onUnknown: fail-closed
+ *   # Certificates remembered (LRU) so that a later CRL/OCSP refresh can report them revoked and
+ *   # the proxy can close their open connections.
+ *   maxTrackedCertificates: 100000
+ *   crl:
+ *     # CRL files, PEM (several CRLs per file allowed) or DER. Relative paths are resolved
+ *     # against the config file's directory.
+ *     files: []
+ *     # CRL URLs (http:// or https://) fetched in the background.
+ *     urls: []
+ *     # Also fetch the http:// CRL distribution points named in client and intermediate certs.
+ *     fetchDistributionPoints: true
+ *     # At most this many discovered distribution points are followed.
+ *     maxDistributionPoints: 100
+ *     # URLs are re-fetched this often, and no later than the CRL's nextUpdate.
+ *     refreshIntervalSeconds: 300
+ *     # Files are checked for changes (stat: inode, size, mtime) this often.
+ *     filePollIntervalSeconds: 10
+ *     # After nextUpdate plus this grace, a CRL is stale: lookups answer "unknown".
+ *     staleGraceSeconds: 3600
+ *     # Deadline for one CRL download (headers and body).
+ *     fetchTimeoutMs: 10000
+ *     # Largest CRL accepted (a 1,000,000-entry CRL is about 40 MB).
+ *     maxBytes: 67108864
+ *   ocsp:
+ *     # Send every OCSP request here instead of the certificate's AIA responder URL.
+ *     # overrideUrl: http://ocsp.example.internal/
+ *     # CertID hash algorithm: sha1 (what most responders expect) or sha256.
+ *     hash: sha1
+ *     # Deadline for one OCSP exchange.
+ *     timeoutMs: 2000
+ *     # Largest OCSP response accepted.
+ *     maxResponseBytes: 65536
+ *     # Cached responses (LRU); each lives until min(nextUpdate, maxCacheTtlSeconds).
+ *     maxCacheEntries: 100000
+ *     maxCacheTtlSeconds: 3600
+ *     # A failed OCSP check (timeout, bad response) is remembered this long, so a dead
+ *     # responder is not asked again on every handshake.
+ *     negativeCacheSeconds: 30
+ *     # Tolerated clock difference when checking thisUpdate/nextUpdate and responder validity.
+ *     clockSkewSeconds: 300
+ *     # Send a nonce and require it echoed (many CDN-fronted responders do not support this).
+ *     nonce: false
+ * ```
+ */
+import { z } from 'zod';
+import { bool, int } from './fields.js';
+
+const positiveInt = () => int(1, Number.MAX_SAFE_INTEGER);
+const nonNegativeInt = () => int(0, Number.MAX_SAFE_INTEGER);
+
+/** The `crl:` sub-slice. Nested objects use `.prefault({})` so their field defaults apply. */
+const crlSchema = z.strictObject({
+  files: z.array(z.string().min(1)).default([]).describe('CRL files (PEM, possibly several CRLs, or DER); absolute after config loading'),
+  urls: z.array(z.url({ protocol: /^https?$/ })).default([]).describe('CRL URLs fetched in the background'),
+  fetchDistributionPoints: bool().default(true).describe('also fetch http:// CRL distribution points found in certificates'),
+  maxDistributionPoints: nonNegativeInt().default(100).describe('cap on discovered distribution points'),
+  refreshIntervalSeconds: positiveInt().default(300).describe('URL re-fetch interval (also re-fetched by nextUpdate)'),
+  filePollIntervalSeconds: positiveInt().default(10).describe('how often CRL files are checked for changes'),
+  staleGraceSeconds: nonNegativeInt().default(3600).describe('after nextUpdate + grace a CRL answers unknown'),
+  fetchTimeoutMs: positiveInt().default(10_000).describe('deadline for one CRL download'),
+  maxBytes: positiveInt().default(64 * 1024 * 1024).describe('largest CRL accepted, in bytes'),
+});
+
+/** The `ocsp:` sub-slice. */
+const ocspSchema = z.strictObject({
+  // No default: absent means "use the certificate's AIA OCSP URL".
+  overrideUrl: z.url({ protocol: /^https?$/ }).optional().describe('responder URL used instead of the certificate AIA'),
+  hash: z.enum(['sha1', 'sha256']).default('sha1').describe('CertID hash algorithm'),
+  timeoutMs: positiveInt().default(2000).describe('deadline for one OCSP exchange'),
+  maxResponseBytes: positiveInt().default(64 * 1024).describe('largest OCSP response accepted, in bytes'),
+  maxCacheEntries: positiveInt().default(100_000).describe('OCSP cache capacity (LRU)'),
+  maxCacheTtlSeconds: positiveInt().default(3600).describe('longest a response is cached (also capped by its nextUpdate)'),
+  negativeCacheSeconds: nonNegativeInt().default(30).describe('how long a failed OCSP check is remembered'),
+  clockSkewSeconds: nonNegativeInt().default(300).describe('tolerance on thisUpdate/nextUpdate'),
+  nonce: bool().default(false).describe('send a nonce and require it in the response'),
+});
+
+/** The `revocation:` slice. Unknown keys are errors at every level. */
+export const revocationSchema = z.strictObject({
+  mode: z
+    .enum(['none', 'crl', 'ocsp', 'crl-then-ocsp', 'ocsp-then-crl'])
+    .default('crl-then-ocsp')
+    .describe('methods asked, in order; the second only when the first answers unknown'),
+  onUnknown: z.enum(['fail-closed', 'fail-open']).default('fail-closed').describe('proxy decision when the status is unknown'),
+  maxTrackedCertificates: nonNegativeInt().default(100_000).describe('certificates remembered for onRevoked events'),
+  crl: crlSchema.prefault({}).describe('CRL sources and refresh'),
+  ocsp: ocspSchema.prefault({}).describe('OCSP client, cache and verification'),
+});
+
+/** The validated revocation options (all defaults applied). */
+export type RevocationOptions = z.infer<typeof revocationSchema>;

@@ -1,0 +1,104 @@
+/**
+ * Wires the revocation checker into the running sidecar: the gate the verifier consults for every
+ * new connection, metrics from the checker's hooks, and the enforcement on long-lived
+ * connections — a certificate that becomes revoked (a new CRL, an OCSP refresh) has its open
+ * connections closed, within `crl.refreshIntervalSeconds` at the latest.
+ */
+import type { X509Certificate } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { RevocationOptions } from './config/index.js';
+import type { Metrics } from './metrics.js';
+import { formatRfc4514 } from './pki/index.js';
+import type { Pipeline } from './proxy/index.js';
+import { computeIssuerKeyHash, createRevocationChecker, type RevocationChecker } from './revocation/index.js';
+import type { RevocationGate, VerifiedIdentity } from './verify/index.js';
+
+export interface RevocationEnforcement {
+  readonly gate: RevocationGate;
+  /** Starts closing revoked connections of this pipeline. */
+  enforceOn(pipeline: Pipeline): void;
+  /** True once configured CRL sources were attempted once. */
+  ready(): boolean;
+  close(): Promise<void>;
+}
+
+/** `undefined` when `mode: none`. Sync; throws only on a CA that cannot be parsed. */
+export function createRevocationEnforcement(
+  options: RevocationOptions,
+  deps: { trustedCas: readonly X509Certificate[]; logger: Logger; metrics: Metrics },
+): RevocationEnforcement | undefined {
+  if (options.mode === 'none') return undefined;
+  const { logger, metrics: m } = deps;
+  // Label values: the issuer DN in RFC 4514 form (one line), from CAs the operator trusts.
+  const label = (issuer: string) => {
+    try {
+      return formatRfc4514(issuer) || issuer;
+    } catch {
+      return 'unknown';
+    }
+  };
+  const checker: RevocationChecker = createRevocationChecker(options, {
+    trustedCas: deps.trustedCas,
+    logger: logger.child({ component: 'revocation' }),
+    observer: {
+      crlCurrent(issuer, entries, nextUpdateMs) {
+        const l = { issuer: label(issuer) };
+        m.crlEntries.set(l, entries);
+        m.crlLastRefresh.set(l, Date.now() / 1000);
+        m.crlNextUpdate.set(l, nextUpdateMs / 1000);
+      },
+      crlFailed: (issuer) => m.crlRefreshFailures.inc({ issuer: issuer === 'unknown' ? issuer : label(issuer) }),
+      ocspExchange(seconds, outcome) {
+        m.ocspRequestDuration.observe(seconds);
+        if (outcome !== 'ok') m.ocspErrors.inc({ kind: outcome });
+      },
+    },
+  });
+  let isReady = false;
+  void checker.ready().then(() => (isReady = true));
+  const keyHashes = new WeakMap<X509Certificate, string>();
+  const keyHashOf = (ca: X509Certificate) => {
+    let h = keyHashes.get(ca);
+    if (h === undefined) keyHashes.set(ca, (h = computeIssuerKeyHash(ca)));
+    return h;
+  };
+  let timer: NodeJS.Timeout | undefined;
+
+  function closeConnections(pipeline: Pipeline, match: (id: VerifiedIdentity) => boolean, why: string): void {
+    const sockets = pipeline.connectionsOf(match);
+    for (const socket of sockets) socket.destroy();
+    if (sockets.length) logger.warn({ event: 'revoked_connections_closed', count: sockets.length, detail: why }, 'closed connections of a certificate revoked since it connected');
+  }
+
+  return {
+    gate: {
+      onUnknown: options.onUnknown,
+      check: (leaf, issuer) => checker.check(leaf, issuer),
+    },
+    enforceOn(pipeline) {
+      checker.onRevoked((issuerKeyHash, serialHex) =>
+        closeConnections(pipeline, (id) => id.serialHex === serialHex && keyHashOf(id.issuerCertificate) === issuerKeyHash, 'revocation event'),
+      );
+      // OCSP answers are only refreshed when asked, so open connections are re-asked on an
+      // interval (cheap: answers are cached, refreshed ahead of expiry, single-flight).
+      timer = setInterval(() => {
+        const seen = new Map<string, VerifiedIdentity>();
+        pipeline.connectionsOf((id) => {
+          seen.set(id.fingerprintSha256, id);
+          return false;
+        });
+        for (const id of seen.values()) {
+          void checker.check(id.leafCertificate, id.issuerCertificate).then((r) => {
+            if (r.status === 'revoked') closeConnections(pipeline, (other) => other.fingerprintSha256 === id.fingerprintSha256, r.detail ?? 'revoked');
+          });
+        }
+      }, options.crl.refreshIntervalSeconds * 1000);
+      timer.unref();
+    },
+    ready: () => isReady,
+    async close() {
+      clearInterval(timer);
+      await checker.close();
+    },
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * The revocation checker: composes the CRL store and sources, the OCSP client and the revocation
+ * events according to `mode`.
+ */
+import type { RevocationOptions } from '../config/index.js';
+import { crlDistributionPointUrls } from './cert-extensions.js';
+import { parseCertificate, type CertFields } from './cert-fields.js';
+import { createCrlSources } from './crl-sources.js';
+import { createCrlStore, type CertScopeFacts } from './crl-store.js';
+import { createIssuerRegistry, type IssuerInfo } from './issuer-registry.js';
+import { createOcspClient } from './ocsp-client.js';
+import { createRevocationEvents } from './revocation-events.js';
+import type { RevocationChecker, RevocationDeps, RevocationResult } from './types.js';
+
+type Method = 'crl' | 'ocsp';
+
+const METHODS: Readonly<Record<RevocationOptions['mode'], readonly Method[]>> = {
+  none: [],
+  crl: ['crl'],
+  ocsp: ['ocsp'],
+  'crl-then-ocsp': ['crl', 'ocsp'],
+  'ocsp-then-crl': ['ocsp', 'crl'],
+};
+
+/** Issuers learned from verified chains (intermediates sent by clients), kept in an LRU. */
+const MAX_LEARNED_ISSUERS = 1000;
+
+function distributionPointsOf(leaf: CertFields): string[] {
+  try {
+    return crlDistributionPointUrls(leaf);
+  } catch {
+    return []; // a malformed CDP extension is treated as absent
+  }
+}
+
+/**
+ * Creates a checker and starts loading the configured CRLs in the background (see `ready()`).
+ * Sync; throws `SidecarError` only if a trusted CA certificate cannot be parsed.
+ *
+ * With `mode: none` every check answers `good` with method `none` (checking is disabled, so
+ * `onUnknown` must not reject everyone). With two methods, the second is asked only when the
+ * first answers `unknown`; if both do, the answer is `unknown` with both reasons in `detail`.
+ */
+export function createRevocationChecker(options: RevocationOptions, deps: RevocationDeps): RevocationChecker {
+  const now = deps.now ?? Date.now;
+  const fetchFn = deps.fetch ?? globalThis.fetch;
+  const { logger } = deps;
+  const methods = METHODS[options.mode];
+  const issuers = createIssuerRegistry(deps.trustedCas, MAX_LEARNED_ISSUERS);
+  const events = createRevocationEvents(options.maxTrackedCertificates, logger);
+  const store = createCrlStore(options.crl.staleGraceSeconds * 1000);
+  const sources = methods.includes('crl')
+    ? createCrlSources({
+        options: options.crl,
+        store,
+        issuers,
+        logger,
+        now,
+        fetch: fetchFn,
+        onChanged: (changed) => events.reevaluate(changed, (c) => store.lookup(c.issuerKeyHash, c.serialKey, c.facts, now()).status),
+        observer: deps.observer,
+      })
+    : undefined;
+  const ocsp = methods.includes('ocsp')
+    ? createOcspClient({ options: options.ocsp, logger, now, fetch: fetchFn, onAnswer: events.reportStatus, observer: deps.observer })
+    : undefined;
+  let closed = false;
+
+  const checkCrl = (leaf: CertFields, facts: CertScopeFacts, issuer: IssuerInfo): RevocationResult => {
+    sources?.discover(facts.cdpUrls);
+    const { status, detail } = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
+    const loading = status === 'unknown' && facts.cdpUrls.some((u) => sources?.isLoading(u));
+    return { status, method: 'crl', cached: true, detail: loading ? `${detail} (distribution point CRL still loading)` : detail };
+  };
+
+  const checkOcsp = async (leaf: CertFields, issuer: IssuerInfo): Promise<RevocationResult> => {
+    if (ocsp === undefined) return { status: 'unknown', method: 'ocsp', cached: false, detail: 'OCSP disabled' };
+    const r = await ocsp.check(leaf, issuer);
+    return { status: r.status, method: 'ocsp', cached: r.cached, detail: r.detail };
+  };
+
+  return {
+    async check(leafCert, issuerCert) {
+      if (closed) return { status: 'unknown', method: 'none', cached: false, detail: 'revocation checker closed' };
+      if (methods.length === 0) return { status: 'good', method: 'none', cached: false, detail: 'revocation checking disabled' };
+      try {
+        const leaf = parseCertificate(leafCert.raw);
+        if (!leafCert.checkIssued(issuerCert)) {
+          return { status: 'unknown', method: 'none', cached: false, detail: 'the given issuer did not issue this certificate' };
+        }
+        const { info: issuer, isNew } = issuers.learn(issuerCert);
+        if (isNew) sources?.retryUnknownIssuers();
+        const facts: CertScopeFacts = { cdpUrls: distributionPointsOf(leaf), isCa: leafCert.ca };
+        const tried: RevocationResult[] = [];
+        for (const method of methods) {
+          const r = method === 'crl' ? checkCrl(leaf, facts, issuer) : await checkOcsp(leaf, issuer);
+          tried.push(r);
+          if (r.status !== 'unknown') break;
+        }
+        const last = tried[tried.length - 1] as RevocationResult;
+        const result: RevocationResult =
+          last.status === 'unknown' && tried.length > 1
+            ? { ...last, detail: tried.map((r) => `${r.method}: ${r.detail ?? ''}`).join('; ') }
+            : last;
+        events.note({ issuerKeyHash: issuer.keyHash, serialKey: leaf.serialKey, serialHex: leaf.serialHex, facts }, result.status);
+        if (result.status !== 'good') logger.debug({ serial: leaf.serialHex, ...result }, 'revocation check');
+        return result;
+      } catch (err) {
+        logger.error({ err }, 'revocation check failed unexpectedly');
+        return { status: 'unknown', method: 'none', cached: false, detail: 'internal error' };
+      }
+    },
+    onRevoked(listener) {
+      events.subscribe(listener);
+    },
+    ready() {
+      return sources?.ready() ?? Promise.resolve();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      sources?.close();
+      ocsp?.close();
+      events.clear();
+    },
+  };
+}

@@ -1,0 +1,301 @@
+/**
+ * Keeps the CRL store fed: configured files (polled), configured URLs and distribution points
+ * discovered in certificates (fetched on a schedule), all in the background.
+ *
+ * - Files are polled by stat (device, inode, size, mtime, ctime) on an interval rather than
+ *   watched: Kubernetes swaps a `..data` symlink, which watchers miss; a changed inode is seen.
+ * - URLs are re-fetched every refresh interval and no later than the CRL's nextUpdate, with
+ *   conditional GET (ETag / Last-Modified) so an unchanged CRL costs a 304. Failures back off
+ *   (5 s doubling, capped at the interval).
+ * - Parsing is serialized through one queue: two 1M-entry CRLs never load at once (memory peak).
+ * - A CRL that fails to load never removes the previous one from the same source.
+ */
+import { stat, readFile } from 'node:fs/promises';
+import type { RevocationOptions } from '../config/index.js';
+import { loadCrls } from './crl-load.js';
+import type { CrlStore } from './crl-store.js';
+import { fetchBounded } from './http-fetch.js';
+import type { IssuerRegistry } from './issuer-registry.js';
+import type { RevocationLogger, RevocationObserver } from './types.js';
+
+/** What the sources module needs. */
+export interface CrlSourcesDeps {
+  readonly options: RevocationOptions['crl'];
+  readonly store: CrlStore;
+  readonly issuers: IssuerRegistry;
+  readonly logger: RevocationLogger;
+  readonly now: () => number;
+  readonly fetch: typeof fetch;
+  /** Called after a load changed the CRLs of these issuers (key hashes). */
+  readonly onChanged: (issuerKeyHashes: Set<string>) => void;
+  readonly observer?: RevocationObserver | undefined;
+  /** Event-loop slice while walking CRL entries (ms). */
+  readonly sliceMs?: number;
+}
+
+/** The running CRL sources. */
+export interface CrlSources {
+  /** Resolves when every configured file and URL has been attempted once. Never rejects. */
+  ready(): Promise<void>;
+  /**
+   * Registers distribution-point URLs seen in a certificate; unseen http:// ones (up to
+   * `maxDistributionPoints`) start loading in the background. Sync; never throws.
+   */
+  discover(urls: readonly string[]): void;
+  /** True if `url` is a source (configured or discovered) that has not completed a first attempt. */
+  isLoading(url: string): boolean;
+  /** Re-runs sources whose CRL named an issuer we did not know (called when one is learned). */
+  retryUnknownIssuers(): void;
+  /** Stops timers and aborts fetches and parses. Idempotent. */
+  close(): void;
+}
+
+interface Source {
+  readonly id: string;
+  readonly kind: 'file' | 'url' | 'cdp';
+  readonly location: string;
+  timer?: NodeJS.Timeout;
+  running: boolean;
+  rerun: boolean;
+  attempted: boolean;
+  statKey?: string;
+  etag?: string;
+  lastModified?: string;
+  failures: number;
+  waitingForIssuer: boolean;
+  readonly firstAttempt: Promise<void>;
+  markAttempted: () => void;
+}
+
+const BACKOFF_BASE_MS = 5_000;
+const MIN_DELAY_MS = 1_000;
+
+/** Creates the sources and starts loading the configured ones. Sync; never throws. */
+export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
+  const { options, logger } = deps;
+  const abort = new AbortController();
+  const sources = new Map<string, Source>();
+  let queue: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  let capLogged = false;
+
+  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  const add = (kind: Source['kind'], location: string): Source => {
+    let markAttempted = (): void => undefined;
+    const firstAttempt = new Promise<void>((resolve) => (markAttempted = resolve));
+    const source: Source = {
+      id: `${kind}:${location}`,
+      kind,
+      location,
+      running: false,
+      rerun: false,
+      attempted: false,
+      failures: 0,
+      waitingForIssuer: false,
+      firstAttempt,
+      markAttempted,
+    };
+    sources.set(location, source);
+    queueMicrotask(() => void run(source));
+    return source;
+  };
+
+  const applyBytes = (source: Source, bytes: Buffer): Promise<void> =>
+    serialized(async () => {
+      if (closed) return;
+      const held = new Map(deps.store.crlsOf(source.id).map((c) => [c.signatureHex, c]));
+      const { crls, failures } = await loadCrls(bytes, {
+        issuers: deps.issuers,
+        reuse: (sig) => held.get(sig),
+        sliceMs: deps.sliceMs ?? 5,
+        signal: abort.signal,
+      });
+      if (closed) return;
+      for (const f of failures) {
+        logger.warn({ source: source.id, index: f.index, reason: f.reason, detail: f.message }, 'CRL rejected; previous CRL (if any) kept');
+      }
+      if (failures.length > 0) reportFailed(source);
+      source.waitingForIssuer = failures.some((f) => f.reason === 'issuer-unknown');
+      const outcome = deps.store.apply(source.id, crls, failures.length === 0);
+      for (const crl of outcome.rollbacks) {
+        logger.warn({ source: source.id, issuer: crl.issuer, thisUpdate: new Date(crl.thisUpdate).toISOString() }, 'CRL older than the one held; ignored');
+      }
+      const graceMs = options.staleGraceSeconds * 1000;
+      for (const crl of crls) {
+        if (held.has(crl.signatureHex) || outcome.rollbacks.includes(crl)) continue;
+        if (deps.now() > crl.nextUpdate + graceMs) {
+          logger.warn({ source: source.id, issuer: crl.issuer, nextUpdate: new Date(crl.nextUpdate).toISOString() }, 'CRL loaded but already stale');
+        }
+        logger.info(
+          {
+            source: source.id,
+            issuer: crl.issuer,
+            entries: crl.serials.size,
+            bytes: crl.serials.byteLength,
+            crlNumber: crl.crlNumber,
+            nextUpdate: new Date(crl.nextUpdate).toISOString(),
+          },
+          'CRL loaded',
+        );
+      }
+      reportCurrent(source);
+      if (outcome.changedIssuers.size > 0) deps.onChanged(outcome.changedIssuers);
+    });
+
+  /** Metrics: every CRL this source holds is current as of now. */
+  const reportCurrent = (source: Source): void => {
+    for (const crl of deps.store.crlsOf(source.id)) deps.observer?.crlCurrent?.(crl.issuer, crl.serials.size, crl.nextUpdate);
+  };
+  /** Metrics: this source failed; attributed to the issuers it held, else `unknown`. */
+  const reportFailed = (source: Source): void => {
+    const held = deps.store.crlsOf(source.id);
+    if (held.length === 0) deps.observer?.crlFailed?.('unknown');
+    for (const crl of held) deps.observer?.crlFailed?.(crl.issuer);
+  };
+
+  const pollFile = async (source: Source): Promise<void> => {
+    let key: string;
+    try {
+      const s = await stat(source.location);
+      key = `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+    } catch (err) {
+      key = `error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`;
+      if (key !== source.statKey) {
+        logger.warn({ source: source.id, err }, 'CRL file unreadable; previous CRL (if any) kept');
+        reportFailed(source);
+      }
+      source.statKey = key;
+      return;
+    }
+    if (key === source.statKey && !source.waitingForIssuer) {
+      reportCurrent(source);
+      return;
+    }
+    source.statKey = key;
+    try {
+      await applyBytes(source, await readFile(source.location));
+    } catch (err) {
+      logger.warn({ source: source.id, err }, 'CRL file unreadable; previous CRL (if any) kept');
+      reportFailed(source);
+    }
+  };
+
+  /** Returns the delay before the next fetch. */
+  const fetchUrl = async (source: Source): Promise<number> => {
+    const interval = options.refreshIntervalSeconds * 1000;
+    const backoff = (): number => Math.min(interval, BACKOFF_BASE_MS * 2 ** Math.min(source.failures++, 10));
+    try {
+      const headers: Record<string, string> = {};
+      if (source.etag !== undefined) headers['if-none-match'] = source.etag;
+      if (source.lastModified !== undefined) headers['if-modified-since'] = source.lastModified;
+      const res = await fetchBounded(deps.fetch, source.location, {
+        method: 'GET',
+        headers,
+        timeoutMs: options.fetchTimeoutMs,
+        maxBytes: options.maxBytes,
+        signal: abort.signal,
+        redirect: 'follow',
+      });
+      if (res.status === 200) {
+        const etag = res.headers.get('etag');
+        const lastModified = res.headers.get('last-modified');
+        await applyBytes(source, res.body);
+        // A CRL naming an issuer we do not know yet must be fetched in full again once we do, so
+        // its validators are not kept. (Any other rejection would repeat on identical bytes.)
+        if (source.waitingForIssuer) return backoff();
+        if (etag !== null) source.etag = etag;
+        if (lastModified !== null) source.lastModified = lastModified;
+      } else if (res.status === 304) {
+        reportCurrent(source);
+      } else {
+        logger.warn({ source: source.id, status: res.status }, 'CRL download failed; previous CRL (if any) kept');
+        reportFailed(source);
+        return backoff();
+      }
+    } catch (err) {
+      if (closed) return interval;
+      logger.warn({ source: source.id, err }, 'CRL download failed; previous CRL (if any) kept');
+      reportFailed(source);
+      return backoff();
+    }
+    const held = deps.store.crlsOf(source.id);
+    if (held.length === 0) return backoff();
+    const nextUpdate = Math.min(...held.map((c) => c.nextUpdate));
+    const untilNext = nextUpdate - deps.now();
+    // Past nextUpdate and still the same CRL: the CA is late; poll more often until it publishes.
+    if (untilNext <= 0) return backoff();
+    source.failures = 0;
+    return Math.min(interval, untilNext);
+  };
+
+  const run = async (source: Source): Promise<void> => {
+    if (closed) return;
+    if (source.running) {
+      source.rerun = true;
+      return;
+    }
+    source.running = true;
+    clearTimeout(source.timer);
+    let delay = options.filePollIntervalSeconds * 1000;
+    try {
+      if (source.kind === 'file') await pollFile(source);
+      else delay = await fetchUrl(source);
+    } catch (err) {
+      logger.error({ source: source.id, err }, 'CRL source failed unexpectedly');
+    } finally {
+      source.running = false;
+      source.attempted = true;
+      source.markAttempted();
+    }
+    if (closed) return;
+    if (source.rerun) {
+      source.rerun = false;
+      queueMicrotask(() => void run(source));
+      return;
+    }
+    // Jitter (up to -10%) spreads many sidecars' fetches; never below 1 s to avoid a hot loop.
+    const jittered = Math.max(MIN_DELAY_MS, delay * (0.9 + Math.random() * 0.1));
+    source.timer = setTimeout(() => void run(source), jittered);
+    source.timer.unref();
+  };
+
+  const configured = [
+    ...options.files.map((f) => add('file', f)),
+    ...options.urls.map((u) => add('url', u)),
+  ];
+
+  return {
+    ready: () => Promise.all(configured.map((s) => s.firstAttempt)).then(() => undefined),
+    discover(urls) {
+      if (closed || !options.fetchDistributionPoints) return;
+      for (const url of urls) {
+        if (sources.has(url) || !url.startsWith('http://')) continue;
+        const discovered = sources.size - configured.length;
+        if (discovered >= options.maxDistributionPoints) {
+          if (!capLogged) logger.warn({ url, max: options.maxDistributionPoints }, 'too many CRL distribution points; ignoring new ones');
+          capLogged = true;
+          continue;
+        }
+        logger.info({ url }, 'CRL distribution point discovered; fetching in the background');
+        add('cdp', url);
+      }
+    },
+    isLoading: (url) => sources.get(url)?.attempted === false,
+    retryUnknownIssuers() {
+      for (const source of sources.values()) if (source.waitingForIssuer) void run(source);
+    },
+    close() {
+      closed = true;
+      abort.abort();
+      for (const source of sources.values()) {
+        clearTimeout(source.timer);
+        source.markAttempted();
+      }
+    },
+  };
+}

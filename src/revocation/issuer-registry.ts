@@ -1,0 +1,94 @@
+/**
+ * The certificates allowed to sign CRLs (and to delegate OCSP signing): the trusted CA bundle, plus
+ * issuers learned from `check()` calls.
+ *
+ * Why learn issuers: a client may send its intermediate in the handshake. Node has verified that
+ * chain up to a trusted root before `check()` runs, so the intermediate is as trustworthy as the
+ * bundle, and a CRL signed by it (typically found via a leaf's distribution point) must be
+ * verifiable. Learned issuers are bounded (LRU) so a flood of chains cannot grow memory.
+ *
+ * Learning cannot be abused to forge revocation state for someone else: CRLs are stored under the
+ * key hash of the issuer whose key verified them, and lookups use the key of the issuer passed to
+ * `check()`. A look-alike issuer (same name, other key) only ever speaks for its own certificates.
+ */
+import type { KeyObject, X509Certificate } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { computeIssuerKeyHash, parseCertificate, type CertFields } from './cert-fields.js';
+
+/** An issuer with what verification needs precomputed. */
+export interface IssuerInfo {
+  readonly cert: X509Certificate;
+  readonly fields: CertFields;
+  /** `computeIssuerKeyHash` of this issuer. */
+  readonly keyHash: string;
+  readonly publicKey: KeyObject;
+}
+
+/** Lookup of issuers by subject Name and by key hash. */
+export interface IssuerRegistry {
+  /**
+   * Returns the issuer record for `cert`, adding it if unseen (`isNew`). Sync; throws
+   * `SidecarError` only if `cert` cannot be parsed.
+   */
+  learn(cert: X509Certificate): { info: IssuerInfo; isNew: boolean };
+  /** Issuers whose subject Name has exactly these DER bytes (several during a key rollover). */
+  byName(name: Uint8Array): IssuerInfo[];
+}
+
+function identityOf(info: IssuerInfo): string {
+  return `${info.keyHash}:${Buffer.from(info.fields.subjectName).toString('hex')}`;
+}
+
+function describe(cert: X509Certificate): IssuerInfo {
+  const fields = parseCertificate(cert.raw);
+  return { cert, fields, keyHash: computeIssuerKeyHash(fields), publicKey: cert.publicKey };
+}
+
+function identityOfCert(cert: X509Certificate): string {
+  const fields = parseCertificate(cert.raw);
+  return `${computeIssuerKeyHash(fields)}:${Buffer.from(fields.subjectName).toString('hex')}`;
+}
+
+/**
+ * Creates a registry seeded with `trusted` (never evicted) and at most `maxLearned` learned
+ * issuers. Sync; throws `SidecarError` if a trusted certificate cannot be parsed.
+ */
+export function createIssuerRegistry(trusted: readonly X509Certificate[], maxLearned: number): IssuerRegistry {
+  const byNameIndex = new Map<string, Map<string, IssuerInfo>>();
+  const index = (info: IssuerInfo): void => {
+    const name = Buffer.from(info.fields.subjectName).toString('latin1');
+    let bucket = byNameIndex.get(name);
+    if (bucket === undefined) byNameIndex.set(name, (bucket = new Map()));
+    bucket.set(identityOf(info), info);
+  };
+  const pinned = new Map<string, IssuerInfo>();
+  for (const cert of trusted) {
+    const info = describe(cert);
+    pinned.set(identityOf(info), info);
+    index(info);
+  }
+  const learned = new LRUCache<string, IssuerInfo>({
+    max: Math.max(1, maxLearned),
+    dispose: (info, id) => {
+      if (pinned.has(id)) return;
+      const name = Buffer.from(info.fields.subjectName).toString('latin1');
+      byNameIndex.get(name)?.delete(id);
+      if (byNameIndex.get(name)?.size === 0) byNameIndex.delete(name);
+    },
+  });
+  return {
+    learn(cert) {
+      // The per-handshake path: identify first, build the KeyObject only for a new issuer.
+      const id = identityOfCert(cert);
+      const known = pinned.get(id) ?? learned.get(id);
+      if (known !== undefined) return { info: known, isNew: false };
+      const info = describe(cert);
+      learned.set(id, info);
+      index(info);
+      return { info, isNew: true };
+    },
+    byName(name) {
+      return [...(byNameIndex.get(Buffer.from(name).toString('latin1'))?.values() ?? [])];
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * OCSP against a real `openssl ocsp` responder: good, revoked and unknown certificates via the AIA
+ * URL; SHA-256 CertIDs; nonces; an override URL; a delegated responder certificate; caching.
+ */
+import t from 'tap';
+import { revocationSchema } from '../../src/config/revocation-schema.js';
+import { createRevocationChecker } from '../../src/revocation/index.js';
+import { captureLogger } from './helpers/logger.js';
+import { createTestPki } from './helpers/pki.js';
+import { freePort, startOpensslResponder } from './helpers/servers.js';
+import { waitFor } from './helpers/wait.js';
+
+const pki = await createTestPki();
+t.teardown(() => pki.cleanup());
+const port = await freePort();
+const aia = [`http://127.0.0.1:${port}/`];
+const good = await pki.issue('good', { ocsp: aia });
+const revoked = await pki.issue('revoked', { ocsp: aia });
+await pki.revoke(revoked);
+const stray = await pki.issue('stray', { ocsp: aia, outsideDatabase: true, serial: '00D00D' });
+const noAia = await pki.issue('no-aia');
+const delegate = await pki.issue('ocsp-signer', { eku: 'OCSPSigning' });
+// Certificates are issued before the responder starts: openssl ocsp re-reads its index lazily.
+const responder = await startOpensslResponder(pki, port, pki.ca);
+t.teardown(() => responder.stop());
+const trustedCas = [pki.root.x509, pki.ca.x509];
+
+const ocspOptions = (ocsp: Record<string, unknown> = {}) => revocationSchema.parse({ mode: 'ocsp', ocsp });
+
+t.test('good, revoked and unknown through the AIA responder URL', async (t) => {
+  const checker = createRevocationChecker(ocspOptions(), { trustedCas, logger: captureLogger() });
+  t.teardown(() => checker.close());
+  t.match(await checker.check(good.x509, pki.ca.x509), { status: 'good', method: 'ocsp', cached: false });
+  t.match(await checker.check(revoked.x509, pki.ca.x509), { status: 'revoked', method: 'ocsp' });
+  t.match(await checker.check(stray.x509, pki.ca.x509), { status: 'unknown', method: 'ocsp' });
+});
+
+t.test('a second check is answered from the cache', async (t) => {
+  const checker = createRevocationChecker(ocspOptions(), { trustedCas, logger: captureLogger() });
+  t.teardown(() => checker.close());
+  await new Promise((r) => setTimeout(r, 100)); // earlier tests' requests reach openssl's log
+  const start = responder.requests();
+  t.match(await checker.check(revoked.x509, pki.ca.x509), { status: 'revoked', cached: false });
+  t.ok(await waitFor(() => responder.requests() === start + 1, 2000), 'the responder logged the first request');
+  const before = responder.requests();
+  t.match(await checker.check(revoked.x509, pki.ca.x509), { status: 'revoked', cached: true });
+  await new Promise((r) => setTimeout(r, 100)); // let a (wrong) second request show up in openssl's log
+  t.equal(responder.requests(), before, 'no new request reached the responder');
+});
+
+t.test('SHA-256 CertID and a nonce', async (t) => {
+  const checker = createRevocationChecker(ocspOptions({ hash: 'sha256', nonce: true }), { trustedCas, logger: captureLogger() });
+  t.teardown(() => checker.close());
+  t.equal((await checker.check(good.x509, pki.ca.x509)).status, 'good');
+  t.equal((await checker.check(revoked.x509, pki.ca.x509)).status, 'revoked');
+});
+
+t.test('no AIA: unknown, unless an override URL is configured', async (t) => {
+  const plain = createRevocationChecker(ocspOptions(), { trustedCas, logger: captureLogger() });
+  t.teardown(() => plain.close());
+  const r = await plain.check(noAia.x509, pki.ca.x509);
+  t.equal(r.status, 'unknown');
+  t.match(r.detail, /no OCSP responder URL/);
+  const overridden = createRevocationChecker(ocspOptions({ overrideUrl: responder.url }), { trustedCas, logger: captureLogger() });
+  t.teardown(() => overridden.close());
+  t.equal((await overridden.check(noAia.x509, pki.ca.x509)).status, 'good');
+});
+
+t.test('a responder certificate delegated by the issuer (id-kp-OCSPSigning) is accepted', async (t) => {
+  const delegatedPort = await freePort();
+  const delegated = await startOpensslResponder(pki, delegatedPort, delegate);
+  t.teardown(() => delegated.stop());
+  const checker = createRevocationChecker(ocspOptions({ overrideUrl: delegated.url }), { trustedCas, logger: captureLogger() });
+  t.teardown(() => checker.close());
+  const r = await checker.check(revoked.x509, pki.ca.x509);
+  t.equal(r.status, 'revoked');
+  t.match(r.detail, /delegated-signed/);
+});
