@@ -19,6 +19,8 @@ export interface RevocationEnforcement {
   enforceOn(pipeline: Pipeline): void;
   /** True once configured CRL sources were attempted once. */
   ready(): boolean;
+  /** Resolves once configured CRL sources were attempted once (loaded or failed). Never rejects. */
+  whenReady(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -55,7 +57,9 @@ export function createRevocationEnforcement(
     },
   });
   let isReady = false;
-  void checker.ready().then(() => (isReady = true));
+  const readyPromise = checker.ready().then(() => {
+    isReady = true;
+  });
   const keyHashes = new WeakMap<X509Certificate, string>();
   const keyHashOf = (ca: X509Certificate) => {
     let h = keyHashes.get(ca);
@@ -96,6 +100,7 @@ export function createRevocationEnforcement(
       timer.unref();
     },
     ready: () => isReady,
+    whenReady: () => readyPromise,
     async close() {
       clearInterval(timer);
       await checker.close();

@@ -115,6 +115,9 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     socket.once('close', () => sockets.delete(socket));
   });
   let draining = false;
+  // Configured CRLs are loaded (or have failed, bounded by fetchTimeoutMs) before the first
+  // client is accepted, so a restart does not answer a burst of revocation_unknown.
+  await revocation?.whenReady();
   await listen(server, config.listen.port, config.listen.host, 'listen');
   let admin: AdminServer | undefined;
   if (config.admin.enabled && options.admin !== false) {
