@@ -16,9 +16,9 @@ const FORWARDED = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwa
 /** Compiles the names to drop for each mode. Pure. */
 export function compileForwardedRewrite(mode: ForwardedMode) {
   const strip = new Set(mode === 'replace' ? FORWARDED : []);
-  // `connection` itself stays in `req.headers`: http-proxy copies it onto the response, which is
-  // how the client's `Connection: close` is honoured. The forwarder drops it from the upstream
-  // request instead (so the pooled upstream socket stays keep-alive).
+  // `connection` itself stays in `req.headers` for an upgrade (the upstream needs it); for plain
+  // requests the forwarder drops it (the upstream hop is a keep-alive pool), and Node's server
+  // honours the client's own `Connection: close` on the response.
   const hop = new Set(HOP_BY_HOP.filter((h) => h !== 'connection'));
   const hopKeepUpgrade = new Set(HOP_BY_HOP.filter((h) => h !== 'connection' && h !== 'upgrade'));
 

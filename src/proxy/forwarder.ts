@@ -1,15 +1,20 @@
 /**
- * The only importer of http-proxy (unmaintained since 2020; kept behind this interface so it can be
- * swapped). It handles the library's traps: an `error` callback on every call (an unhandled one
- * kills the process), a keep-alive agent (without one it sends `connection: close`), no `xfwd`
- * (the pipeline sets X-Forwarded-* itself), and our own connect/response timers so a timeout is
- * told apart from a reset.
+ * Forwarding to the upstream. Requests go through an undici `Pool` (keep-alive, streaming both
+ * ways); upgrades (WebSocket) through a plain node:http request, so a non-101 answer from the
+ * upstream reaches the client as it was sent.
+ *
+ * Why undici and not http-proxy: measured on the same machine and benchmark, http-proxy over
+ * Node's http client cost ~170 µs of CPU per forwarded request against ~100 µs for undici, and
+ * http-proxy (unmaintained since 2020) needed work-arounds for each of its traps (crashing on an
+ * error without a listener, `connection: close` without an agent, copying hop-by-hop headers).
+ * This file is the only importer of undici, so the choice can be revisited in one place.
  */
-import http, { type IncomingMessage, type ServerResponse, type ClientRequest } from 'node:http';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import httpProxy from 'http-proxy';
+import { pipeline } from 'node:stream';
+import { Pool } from 'undici';
 
 /** Why the upstream failed; a metric label, so a closed set. */
 export type UpstreamErrorKind = 'refused' | 'reset' | 'timeout' | 'tls' | 'dns' | 'other';
@@ -27,14 +32,14 @@ export interface ForwarderOptions {
   readonly preserveHost: boolean;
 }
 
-/** Called once when forwarding fails; `res`/`socket` is still the caller's to answer or close. */
+/** Called at most once when forwarding fails; `res`/`socket` is still the caller's to answer or close. */
 export type UpstreamFailure = (kind: UpstreamErrorKind, err: Error) => void;
 
 /** Per-request callbacks of `web`. */
 export interface ForwardHooks {
   readonly onError: UpstreamFailure;
   /** The upstream's response headers arrived (before the body streams). */
-  readonly onResponse?: (upstream: IncomingMessage) => void;
+  readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => void;
 }
 
 export interface Forwarder {
@@ -43,114 +48,151 @@ export interface Forwarder {
   /** Forwards a WebSocket (or other) upgrade. Never throws; failures go to `onError`. */
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, onError: UpstreamFailure): void;
   /** Closes pooled upstream sockets. */
-  close(): void;
+  close(): Promise<void>;
 }
 
-const TIMED_OUT = Symbol('timedOut');
-type Marked = Error & { [TIMED_OUT]?: true };
-
-/** Classifies a Node network/TLS error. Pure. */
-export function classifyUpstreamError(err: Marked): UpstreamErrorKind {
-  if (err[TIMED_OUT]) return 'timeout';
+/** Classifies a network, TLS or undici error. Pure. */
+export function classifyUpstreamError(err: Error): UpstreamErrorKind {
   const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') return 'timeout';
   if (code === 'ECONNREFUSED') return 'refused';
-  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED') return 'reset';
-  if (code === 'ETIMEDOUT') return 'timeout';
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') return 'reset';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
   if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|SELF_SIGNED|UNABLE_TO/.test(code)) return 'tls';
-  return 'other';
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof Error ? classifyUpstreamError(cause) : 'other';
 }
 
-/** Builds the forwarder with its own keep-alive pool. */
+/** Request headers undici refuses to take from a caller (it frames the message itself). */
+const UNDICI_MANAGED = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect'];
+/** Response headers that describe the upstream hop, not the client's connection. */
+const HOP_BY_HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer'];
+
+/** Builds the forwarder with its own keep-alive pool. Sync; never throws for a valid URL. */
 export function createForwarder(options: ForwarderOptions): Forwarder {
   const target = new URL(options.url);
   const secure = target.protocol === 'https:';
-  const agentOptions = { keepAlive: true, keepAliveMsecs: options.keepAliveMs, maxSockets: options.maxSockets, maxFreeSockets: options.maxSockets, scheduling: 'lifo' as const };
-  const agent = secure
-    ? new https.Agent({ ...agentOptions, ca: options.caPem, servername: options.serverName, rejectUnauthorized: true })
-    : new http.Agent(agentOptions);
-  const proxy = httpProxy.createProxyServer({
-    target: options.url,
-    agent,
-    xfwd: false,
-    changeOrigin: !options.preserveHost,
-    secure: true,
-    ws: true,
-    ...(secure && options.caPem ? { ca: options.caPem } : {}),
+  const tlsOptions = secure ? { ca: options.caPem, servername: options.serverName ?? (isIp(target.hostname) ? undefined : target.hostname), rejectUnauthorized: true } : {};
+  const pool = new Pool(target.origin, {
+    connections: options.maxSockets,
+    pipelining: 1,
+    keepAliveTimeout: Math.max(1_000, options.keepAliveMs),
+    headersTimeout: options.responseTimeoutMs,
+    bodyTimeout: options.responseTimeoutMs,
+    connect: { timeout: options.connectTimeoutMs, ...tlsOptions },
   });
-  // Never let an error escape as an 'error' event without a listener (it would crash the process).
-  proxy.on('error', () => undefined);
-  proxy.on('econnreset', () => undefined);
-  const upstreamRequests = new WeakMap<IncomingMessage, ClientRequest>();
-  proxy.on('proxyReq', (proxyReq, req) => {
-    upstreamRequests.set(req, proxyReq);
-    // The client's Connection header is hop-by-hop: the upstream hop is our keep-alive pool.
-    proxyReq.removeHeader('connection');
-    armTimers(proxyReq, options);
-  });
-  proxy.on('proxyReqWs', (proxyReq) => armTimers(proxyReq, options));
-  // The upstream's hop-by-hop response headers describe the pooled upstream socket, not the
-  // client's connection; http-proxy would copy its `connection: keep-alive` over a client's
-  // `Connection: close`. Dropped here, http-proxy then answers the client's own wish.
-  const responseHooks = new WeakMap<IncomingMessage, (upstream: IncomingMessage) => void>();
-  proxy.on('proxyRes', (proxyRes, req) => {
-    responseHooks.get(req)?.(proxyRes);
-    const listed = String(proxyRes.headers.connection ?? '').split(',');
-    for (const name of [...listed, 'connection', 'keep-alive', 'proxy-connection']) {
-      const key = name.trim().toLowerCase();
-      if (key) delete proxyRes.headers[key];
-    }
-  });
+  const basePath = target.pathname.replace(/\/$/, '');
+  const upstreamHost = target.host;
+
+  function outgoingHeaders(req: IncomingMessage): IncomingHttpHeaders {
+    const headers: IncomingHttpHeaders = { ...req.headers };
+    for (const h of UNDICI_MANAGED) delete headers[h];
+    if (!options.preserveHost) headers.host = upstreamHost;
+    return headers;
+  }
 
   return {
     web(req, res, hooks) {
-      let reported = false;
-      if (hooks.onResponse) responseHooks.set(req, hooks.onResponse);
-      // A client that goes away after sending its request (so no 'aborted') must not leave the
-      // upstream request running.
+      let failed = false;
+      const fail = (err: Error) => {
+        if (failed) return;
+        failed = true;
+        hooks.onError(classifyUpstreamError(err), err);
+      };
+      // A client that goes away (mid-body or while waiting) cancels the upstream request.
+      const abort = new AbortController();
       res.once('close', () => {
-        if (!res.writableFinished) upstreamRequests.get(req)?.destroy();
+        if (!res.writableFinished) abort.abort();
       });
-      proxy.web(req, res, {}, (err) => {
-        if (reported) return;
-        reported = true;
-        hooks.onError(classifyUpstreamError(err as Marked), err as Error);
-      });
+      const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+      pool
+        .request({
+          origin: target.origin,
+          path: basePath + (req.url ?? '/'),
+          method: req.method as 'GET',
+          headers: outgoingHeaders(req) as Record<string, string>,
+          body: hasBody ? req : null,
+          signal: abort.signal,
+        })
+        .then(
+          ({ statusCode, headers, body }) => {
+            if (res.destroyed) {
+              body.destroy();
+              return;
+            }
+            const out = headers as IncomingHttpHeaders;
+            for (const h of HOP_BY_HOP_RESPONSE) delete out[h];
+            hooks.onResponse?.(statusCode, out);
+            try {
+              res.writeHead(statusCode, out);
+            } catch (err) {
+              body.destroy();
+              fail(err as Error); // a header Node refuses to send (invalid characters)
+              return;
+            }
+            // Errors mid-body cannot become a status any more: the stream is cut for the client too.
+            pipeline(body, res, () => undefined);
+          },
+          (err: Error) => {
+            if (abort.signal.aborted) return; // the client left; nobody to answer
+            fail(err);
+          },
+        );
     },
+
     ws(req, socket, head, onError) {
-      let reported = false;
-      proxy.ws(req, socket, head, {}, (err) => {
-        if (reported) return;
-        reported = true;
-        onError(classifyUpstreamError(err as Marked), err as Error);
+      let failed = false;
+      const fail = (err: Error) => {
+        if (failed) return;
+        failed = true;
+        onError(classifyUpstreamError(err), err);
+      };
+      const headers: IncomingHttpHeaders = { ...req.headers };
+      if (!options.preserveHost) headers.host = upstreamHost;
+      const upstreamReq = (secure ? https : http).request({
+        protocol: target.protocol,
+        hostname: target.hostname,
+        port: target.port,
+        path: basePath + (req.url ?? '/'),
+        method: req.method,
+        headers,
+        agent: false,
+        timeout: options.connectTimeoutMs,
+        ...tlsOptions,
       });
+      upstreamReq.once('timeout', () => upstreamReq.destroy(Object.assign(new Error('upstream upgrade timed out'), { code: 'ETIMEDOUT' })));
+      upstreamReq.on('error', fail);
+      upstreamReq.once('response', (upstreamRes) => {
+        // The upstream declined the upgrade: relay its answer as sent, then close.
+        socket.write(statusBlock(`HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage}`, upstreamRes.rawHeaders));
+        upstreamRes.pipe(socket);
+      });
+      upstreamReq.once('upgrade', (upstreamRes, upstreamSocket: Socket, upstreamHead: Buffer) => {
+        upstreamSocket.setTimeout(0);
+        upstreamSocket.on('error', () => socket.destroy());
+        socket.on('error', () => upstreamSocket.destroy());
+        socket.once('close', () => upstreamSocket.destroy());
+        upstreamSocket.once('close', () => socket.destroy());
+        socket.write(statusBlock('HTTP/1.1 101 Switching Protocols', upstreamRes.rawHeaders));
+        if (upstreamHead.length) socket.write(upstreamHead);
+        if (head.length) upstreamSocket.write(head);
+        upstreamSocket.pipe(socket).pipe(upstreamSocket);
+      });
+      socket.once('close', () => upstreamReq.destroy());
+      upstreamReq.end();
     },
-    close() {
-      agent.destroy();
-      proxy.close();
-    },
+
+    close: () => pool.close(),
   };
 }
 
-/**
- * Connect timeout while the socket is connecting, then an idle timeout for the rest of the exchange
- * (waiting for the response and between body chunks). Either marks the error as a timeout.
- */
-function armTimers(proxyReq: ClientRequest, options: ForwarderOptions): void {
-  const fire = (what: string) => {
-    const err: Marked = new Error(`upstream ${what} timed out`);
-    err[TIMED_OUT] = true;
-    proxyReq.destroy(err);
-  };
-  proxyReq.setTimeout(options.responseTimeoutMs, () => fire('response'));
-  const onSocket = (socket: Socket) => {
-    if (!socket.connecting) return; // a pooled keep-alive socket
-    const timer = setTimeout(() => fire('connect'), options.connectTimeoutMs);
-    const clear = () => clearTimeout(timer);
-    socket.once('connect', clear);
-    socket.once('close', clear);
-  };
-  // For plain requests http-proxy emits 'proxyReq' from inside the 'socket' event.
-  if (proxyReq.socket) onSocket(proxyReq.socket);
-  else proxyReq.once('socket', onSocket);
+function statusBlock(statusLine: string, rawHeaders: string[]): string {
+  let out = `${statusLine}\r\n`;
+  for (let i = 0; i < rawHeaders.length; i += 2) out += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
+  return `${out}\r\n`;
 }
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
+

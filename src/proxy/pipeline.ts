@@ -149,9 +149,9 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       rewriteForwarded(req.headers, socket, false);
       applyIdentityHeaders(req.headers, plan, verdict.identity.headers);
       forwarder.web(req, res, {
-        onResponse(upstream) {
+        onResponse(_status, headers) {
           upstreamSeconds = seconds(started);
-          const length = Number(upstream.headers['content-length']);
+          const length = Number(headers['content-length']);
           if (Number.isFinite(length)) bytes = length;
         },
         onError(kind, err) {
