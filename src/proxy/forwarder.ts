@@ -14,7 +14,6 @@ import https from 'node:https';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream';
 import { Pool } from 'undici';
 
 /** Why the upstream failed; a metric label, so a closed set. */
@@ -137,7 +136,13 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
               return;
             }
             // Errors mid-body cannot become a status any more: the stream is cut for the client too.
-            pipeline(body, res, () => undefined);
+            // (pipe + two listeners, not stream.pipeline: pipeline builds an AbortController and a
+            // DOMException per call, ~7% of CPU in the keep-alive profile.)
+            body.on('error', () => res.destroy());
+            res.once('close', () => {
+              if (!body.readableEnded) body.destroy();
+            });
+            body.pipe(res);
           },
           (err: Error) => {
             if (aborted) return; // the client left; nobody to answer
