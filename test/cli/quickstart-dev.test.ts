@@ -2,24 +2,17 @@
 // PKI, starts the echo and the sidecar, and prints a curl line that works — run here verbatim.
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { freePort } from '../fixtures/net.js';
 
 const run = promisify(execFile);
 const cli = join(import.meta.dirname, '../../dist/cli.js');
 const cwd = mkdtempSync(join(tmpdir(), 'mtls-quickstart-'));
 t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 t.test('dev prints a curl line that returns the echo with identity headers', async (t) => {
   const port = await freePort();

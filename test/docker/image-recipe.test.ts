@@ -28,6 +28,7 @@ import t from 'tap';
 import { parseConfig } from '../../src/config/index.js';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { createTestPki } from '../fixtures/pki.js';
+import { freePort } from '../fixtures/net.js';
 
 const repo = join(import.meta.dirname, '../..');
 const dockerfilePath = join(repo, 'docker/Dockerfile');
@@ -194,12 +195,12 @@ function parsePairs(rest: string): Record<string, string> {
   );
 }
 
-function only(stage: Stage, keyword: string): Instruction[] {
+function instructionsOf(stage: Stage, keyword: string): Instruction[] {
   return stage.instructions.filter((i) => i.keyword === keyword);
 }
 
 function last(stage: Stage, keyword: string): Instruction | undefined {
-  return only(stage, keyword).at(-1);
+  return instructionsOf(stage, keyword).at(-1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,13 +392,6 @@ function snapshot(dir: string): Map<string, string> {
 /** " (why)" from a child's stderr, or nothing when it said nothing. */
 const why = (stderr: string) => (stderr.trim() ? ` (${stderr.trim().slice(0, 500)})` : '');
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -421,13 +415,13 @@ t.test('the Dockerfile, read statically', async (t) => {
   const engineMin = Number(/(\d+)/.exec(pkg.engines.node)?.[1]);
   t.ok(major % 2 === 0 && major >= engineMin, `node ${major} is an LTS line (even) and satisfies engines.node ${pkg.engines.node}`);
 
-  const runs = only(runtime, 'RUN').map((i) => i.rest);
+  const runs = instructionsOf(runtime, 'RUN').map((i) => i.rest);
   t.ok(
     runs.some((r) => /\bnpm ci\b/.test(r) && /--omit=dev\b/.test(r)),
     'runtime installs production dependencies only (npm ci --omit=dev)',
   );
-  t.ok(only(build, 'RUN').some((i) => /\bnpm ci\b/.test(i.rest)) && only(build, 'RUN').some((i) => /\bnpm run build\b/.test(i.rest)), 'build stage: npm ci + npm run build');
-  if (runs.concat(only(build, 'RUN').map((i) => i.rest)).some((r) => /--ignore-scripts/.test(r))) {
+  t.ok(instructionsOf(build, 'RUN').some((i) => /\bnpm ci\b/.test(i.rest)) && instructionsOf(build, 'RUN').some((i) => /\bnpm run build\b/.test(i.rest)), 'build stage: npm ci + npm run build');
+  if (runs.concat(instructionsOf(build, 'RUN').map((i) => i.rest)).some((r) => /--ignore-scripts/.test(r))) {
     const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean }> };
     const scripted = Object.entries(lock.packages).filter(([, p]) => p.hasInstallScript).map(([k]) => k);
     t.same(scripted, [], 'with --ignore-scripts, no locked package may need an install script');
@@ -445,13 +439,13 @@ t.test('the Dockerfile, read statically', async (t) => {
     'nothing is installed or copied after USER (the process owns no file of the image)',
   );
 
-  const exposed = only(runtime, 'EXPOSE').flatMap((i) => splitWords(i.rest)).map((p) => Number(p.split('/')[0]));
+  const exposed = instructionsOf(runtime, 'EXPOSE').flatMap((i) => splitWords(i.rest)).map((p) => Number(p.split('/')[0]));
   t.same(exposed.sort((a, b) => a - b), [defaults.listen.port, defaults.admin.port].sort((a, b) => a - b), `EXPOSE = listen.port ${defaults.listen.port} + admin.port ${defaults.admin.port} (config defaults)`);
 
   t.same(last(runtime, 'ENTRYPOINT')?.json, ['node', '/app/dist/cli.js'], 'ENTRYPOINT ["node","/app/dist/cli.js"] (exec form: node is PID 1 and gets SIGTERM)');
   t.same(last(runtime, 'CMD')?.json, ['serve', '--config', '/etc/mtls-sidecar/sidecar.yaml']);
 
-  const labels = Object.assign({}, ...only(runtime, 'LABEL').map((i) => parsePairs(i.rest))) as Record<string, string>;
+  const labels = Object.assign({}, ...instructionsOf(runtime, 'LABEL').map((i) => parsePairs(i.rest))) as Record<string, string>;
   for (const k of ['title', 'description', 'version', 'revision', 'licenses']) t.ok(labels[`org.opencontainers.image.${k}`], `OCI label org.opencontainers.image.${k}`);
   t.equal(labels['org.opencontainers.image.version'], pkg.version, 'version label = package.json version');
   t.equal(labels['org.opencontainers.image.licenses'], pkg.license, 'licenses label = package.json license');
@@ -465,7 +459,7 @@ t.test('the Dockerfile, read statically', async (t) => {
   t.match(hcCmd, new RegExp(`\\b${defaults.admin.port}\\b`), `HEALTHCHECK defaults to admin.port ${defaults.admin.port}`);
 
   // Only what the runtime needs, never the whole context.
-  const runtimeCopies = only(runtime, 'COPY').map((i) => ({ from: i.flags.from?.[0], words: i.json ?? splitWords(i.rest) }));
+  const runtimeCopies = instructionsOf(runtime, 'COPY').map((i) => ({ from: i.flags.from?.[0], words: i.json ?? splitWords(i.rest) }));
   t.notOk(runtimeCopies.some((c) => c.words.slice(0, -1).some((s) => s === '.' || s === './')), 'runtime never COPYs the whole context');
   t.same(
     runtimeCopies.flatMap((c) => c.words.slice(0, -1).map((s) => (c.from ? `${c.from}:${s}` : s))).sort(),
@@ -476,7 +470,7 @@ t.test('the Dockerfile, read statically', async (t) => {
 
 t.test('Dockerfile.dockerignore keeps secrets and local builds out of the context', async (t) => {
   const contextSources = df.stages.flatMap((s) =>
-    only(s, 'COPY')
+    instructionsOf(s, 'COPY')
       .filter((i) => !i.flags.from)
       .flatMap((i) => (i.json ?? splitWords(i.rest)).slice(0, -1)),
   );

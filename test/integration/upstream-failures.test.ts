@@ -9,18 +9,12 @@ import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
+import { freePort } from '../fixtures/net.js';
 
 const pki = await createTestPki();
 const client = await pki.client();
 t.teardown(() => pki.cleanup());
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function get(port: number, path = '/') {
   return call({ port, ca: pki.rootPem, cert: client.chainPem, key: client.keyPem, path });
