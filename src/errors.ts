@@ -10,7 +10,9 @@ export type SidecarErrorCode =
   | 'ERR_LISTEN'
   | 'ERR_USAGE'
   | 'ERR_REVOCATION_SOURCE'
-  | 'ERR_PKI';
+  | 'ERR_PKI'
+  | 'ERR_ENROLL'
+  | 'ERR_STORE';
 
 /** An operational failure with a stable `code` (never a client rejection). */
 export class SidecarError extends Error {
