@@ -109,3 +109,14 @@ function hex(b: number): string {
 function malformed(detail: string): SidecarError {
   return new SidecarError('ERR_PKI', 'dn', `not a distinguished name as Node prints it: ${detail}`);
 }
+
+/**
+ * Escapes text for use as one attribute value inside an RFC 4514 string (RFC 4514 §2.4), so an
+ * untrusted value (a device id) can never add or change an attribute of the name. Pure.
+ */
+export function escapeRdnValue(value: string): string {
+  return value
+    .replace(/[\\,+"<>;=]/g, (c) => `\\${c}`)
+    .replace(/^[ #]/, (c) => `\\${c}`)
+    .replace(/ $/, '\\ ');
+}
