@@ -66,11 +66,17 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
     : undefined;
   let closed = false;
 
-  const checkCrl = (leaf: CertFields, facts: CertScopeFacts, issuer: IssuerInfo): RevocationResult => {
+  const checkCrl = (leaf: CertFields, facts: CertScopeFacts, issuer: IssuerInfo): RevocationResult | Promise<RevocationResult> => {
     sources?.discover(facts.cdpUrls);
-    const { status, detail } = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
-    const loading = status === 'unknown' && facts.cdpUrls.some((u) => sources?.isLoading(u));
-    return { status, method: 'crl', cached: true, detail: loading ? `${detail} (distribution point CRL still loading)` : detail };
+    const first = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
+    const loading = first.status === 'unknown' && facts.cdpUrls.some((u) => sources?.isLoading(u));
+    if (!loading || !sources) return { status: first.status, method: 'crl', cached: true, detail: first.detail };
+    // The first client of a new distribution point waits for its first download (bounded by
+    // crl.fetchTimeoutMs) instead of being refused as unknown while it loads in the background.
+    return sources.firstAttempts(facts.cdpUrls).then(() => {
+      const { status, detail } = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
+      return { status, method: 'crl', cached: false, detail: status === 'unknown' ? `${detail} (after the distribution point's first download)` : detail };
+    });
   };
 
   const checkOcsp = async (leaf: CertFields, issuer: IssuerInfo): Promise<RevocationResult> => {
@@ -93,7 +99,7 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
         const facts: CertScopeFacts = { cdpUrls: distributionPointsOf(leaf), isCa: leafCert.ca };
         const tried: RevocationResult[] = [];
         for (const method of methods) {
-          const r = method === 'crl' ? checkCrl(leaf, facts, issuer) : await checkOcsp(leaf, issuer);
+          const r = method === 'crl' ? await checkCrl(leaf, facts, issuer) : await checkOcsp(leaf, issuer);
           tried.push(r);
           if (r.status !== 'unknown') break;
         }

@@ -44,6 +44,8 @@ export interface CrlSources {
   discover(urls: readonly string[]): void;
   /** True if `url` is a source (configured or discovered) that has not completed a first attempt. */
   isLoading(url: string): boolean;
+  /** Settles once every known source among `urls` completed its first attempt (bounded by the fetch timeout). */
+  firstAttempts(urls: readonly string[]): Promise<void>;
   /** Re-runs sources whose CRL named an issuer we did not know (called when one is learned). */
   retryUnknownIssuers(): void;
   /** Stops timers and aborts fetches and parses. Idempotent. */
@@ -286,6 +288,7 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       }
     },
     isLoading: (url) => sources.get(url)?.attempted === false,
+    firstAttempts: (urls) => Promise.all(urls.map((u) => sources.get(u)?.firstAttempt)).then(() => undefined),
     retryUnknownIssuers() {
       for (const source of sources.values()) if (source.waitingForIssuer) void run(source);
     },

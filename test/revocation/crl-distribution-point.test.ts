@@ -49,9 +49,8 @@ t.test('distribution point: discovered, fetched in the background, refreshed, fi
   await checker.ready(); // nothing configured: resolves at once
 
   const first = await checker.check(victim.x509, pki.ca.x509);
-  t.match(first, { status: 'unknown', method: 'crl' }, 'first sight answers per policy while fetching');
-  t.match(first.detail, /still loading/);
-  t.ok(await waitFor(() => logger.find('info', 'CRL loaded').length === 1, 5000), 'CRL fetched from the distribution point');
+  t.match(first, { status: 'good', method: 'crl', cached: false }, "first sight waits for the distribution point's first download");
+  t.equal(logger.find('info', 'CRL loaded').length, 1, 'CRL fetched from the distribution point');
   t.equal((await checker.check(victim.x509, pki.ca.x509)).status, 'good');
   t.equal((await checker.check(bystander.x509, pki.ca.x509)).status, 'good');
 
@@ -68,6 +67,20 @@ t.test('distribution point: discovered, fetched in the background, refreshed, fi
   t.same(revokedEvents, [victim.x509.serialNumber], 'only the newly revoked certificate is reported');
   t.equal((await checker.check(victim.x509, pki.ca.x509)).status, 'revoked');
   t.equal((await checker.check(bystander.x509, pki.ca.x509)).status, 'good');
+});
+
+t.test('a distribution point that hangs on first sight: unknown after the fetch timeout, not forever', async (t) => {
+  mode = 'hang';
+  t.teardown(() => void (mode = 'serve'));
+  const leaf = await pki.issue('cdp-first-hang', { cdp: [`${server.url}/hanging-first.crl`] });
+  const checker = createRevocationChecker(options({}), { trustedCas, logger: captureLogger() });
+  t.teardown(() => checker.close());
+  const start = Date.now();
+  const first = await checker.check(leaf.x509, pki.ca.x509);
+  const waited = Date.now() - start;
+  t.match(first, { status: 'unknown', method: 'crl' });
+  t.match(first.detail, /first download/);
+  t.ok(waited >= 400 && waited < 3_000, `waited about fetchTimeoutMs (500 ms): ${waited} ms`);
 });
 
 t.test('fetchDistributionPoints: false never fetches', async (t) => {
