@@ -4,12 +4,15 @@
  *   serve --config FILE     run the sidecar
  *   check-config FILE       validate a config and its certificate files; exit 0 or print why
  *   dev [--port N] [--dir D] the quick start: throwaway PKI + echo upstream + sidecar
+ *   ca init|serve|pins       the device CA (a separate process: the proxy never holds a CA key)
+ *   device enroll|renew      a device simulator for the CA's enrollment API
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config/index.js';
 import { runDev } from './dev/index.js';
+import { runCaCommand, runDeviceCommand, CA_HELP } from './cli-ca.js';
 import { isSidecarError, SidecarError } from './errors.js';
 import { handleSignals } from './lifecycle.js';
 import { runServe } from './workers.js';
@@ -23,6 +26,7 @@ Usage:
   mtls-sidecar dev [--port 8443] [--admin-port 9090] [--dir .dev-pki]
                                       Quick start: throwaway dev PKI, an echo upstream, and the
                                       sidecar in front of it; prints a curl line that works
+${CA_HELP}
   mtls-sidecar --help | --version
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or invalid config.
@@ -43,6 +47,17 @@ async function main(argv: string[]): Promise<number> {
       port: { type: 'string' },
       'admin-port': { type: 'string' },
       dir: { type: 'string' },
+      name: { type: 'string' },
+      hostname: { type: 'string', multiple: true },
+      'base-url': { type: 'string' },
+      key: { type: 'string' },
+      format: { type: 'string' },
+      url: { type: 'string' },
+      'ca-cert': { type: 'string' },
+      'device-id': { type: 'string' },
+      code: { type: 'string' },
+      out: { type: 'string' },
+      'p12-password': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -95,6 +110,10 @@ async function main(argv: string[]): Promise<number> {
       await handleSignals({ close: () => run.close(), reload: () => run.sidecar.reload() });
       return 0;
     }
+    case 'ca':
+      return runCaCommand(rest[0], values);
+    case 'device':
+      return runDeviceCommand(rest[0], values);
     case undefined:
       process.stdout.write(HELP);
       return 2;

@@ -104,3 +104,40 @@ export function methodLabel(method: string | undefined): string {
 export function statusClass(status: number): string {
   return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
 }
+
+/** The device CA's metrics (`mtls-sidecar ca serve`); same rules: closed label sets only. */
+export interface CaMetrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'api' | 'route' | 'result'>;
+  readonly requestDuration: Histogram<'api' | 'route'>;
+  readonly certificatesIssued: Counter<'kind' | 'key_type'>;
+  readonly codesCreated: Counter;
+  readonly revocations: Counter<'reason'>;
+  readonly ocspResponses: Counter<'status'>;
+  readonly crlGenerations: Counter<'result'>;
+  readonly crlEntries: Gauge;
+  readonly crlNextUpdate: Gauge;
+}
+
+/** Creates the CA's metrics on `registry` (a fresh one by default). Sync. */
+export function createCaMetrics(registry: Registry = new Registry(), options: { processMetrics?: boolean } = {}): CaMetrics {
+  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  const r = [registry];
+  return {
+    registry,
+    requests: new Counter({
+      name: 'mtls_ca_requests_total',
+      help: 'CA API requests by listener (enroll/admin/publish), route and result (ok or the stable error code).',
+      labelNames: ['api', 'route', 'result'],
+      registers: r,
+    }),
+    requestDuration: new Histogram({ name: 'mtls_ca_request_duration_seconds', help: 'CA API request time, by listener and route.', labelNames: ['api', 'route'], buckets: LATENCY_BUCKETS, registers: r }),
+    certificatesIssued: new Counter({ name: 'mtls_ca_certificates_issued_total', help: 'Device certificates issued, by kind (enroll/renew) and key type.', labelNames: ['kind', 'key_type'], registers: r }),
+    codesCreated: new Counter({ name: 'mtls_ca_codes_created_total', help: 'One-time enrollment codes created.', registers: r }),
+    revocations: new Counter({ name: 'mtls_ca_revocations_total', help: 'Certificates revoked, by CRL reason.', labelNames: ['reason'], registers: r }),
+    ocspResponses: new Counter({ name: 'mtls_ca_ocsp_responses_total', help: 'OCSP answers by certificate status (good/revoked/unknown) or error (malformed/unauthorized/internal).', labelNames: ['status'], registers: r }),
+    crlGenerations: new Counter({ name: 'mtls_ca_crl_generations_total', help: 'CRL regenerations by result (success/failure; on failure the previous CRL is served).', labelNames: ['result'], registers: r }),
+    crlEntries: new Gauge({ name: 'mtls_ca_crl_entries', help: 'Serials listed in the CRL being served.', registers: r }),
+    crlNextUpdate: new Gauge({ name: 'mtls_ca_crl_next_update_timestamp_seconds', help: 'nextUpdate of the CRL being served (Unix time).', registers: r }),
+  };
+}

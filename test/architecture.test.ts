@@ -24,9 +24,11 @@ const ALLOWED: Record<string, string[]> = {
   'enforce-revocation': ['config', 'metrics', 'pki', 'proxy', 'revocation', 'verify'],
   serve: ['enforce-revocation', 'config', 'errors', 'metrics', 'logging', 'pki', 'tls', 'verify', 'revocation', 'identity', 'policy', 'proxy', 'admin', 'lifecycle'],
   dev: ['config', 'serve', 'pki', 'errors'],
-  enroll: ['pki', 'errors', 'metrics', 'config'],
+  enroll: ['pki', 'errors', 'metrics', 'config', 'logging'],
+  device: ['pki', 'errors'],
   workers: ['config', 'serve', 'admin', 'lifecycle', 'logging', 'metrics', 'errors'],
-  cli: ['config', 'serve', 'workers', 'enroll', 'lifecycle', 'dev', 'errors', 'tls'],
+  'cli-ca': ['config', 'enroll', 'device', 'lifecycle', 'errors', 'pki'],
+  cli: ['config', 'serve', 'workers', 'cli-ca', 'enroll', 'device', 'lifecycle', 'dev', 'errors', 'tls'],
 };
 
 function files(dir: string): string[] {

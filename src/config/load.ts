@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, isMap, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { SidecarError } from '../errors.js';
+import { CA_FILE_PATH_FIELDS, caConfigSchema, type CaConfig } from './ca-schema.js';
 import { FILE_PATH_FIELDS, configSchema, type SidecarConfig } from './schema.js';
 
 type Path = ReadonlyArray<string | number>;
@@ -34,17 +35,33 @@ export class ConfigError extends SidecarError {
 
 /** Reads and validates a config file. Sync; throws SidecarError; never returns a partial config. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): SidecarConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (cause) {
-    throw new SidecarError('ERR_CONFIG_READ', file, `cannot read config ${file}: ${(cause as Error).message}`, { cause });
-  }
-  return parseConfig(text, file, env);
+  return parseConfig(readConfigText(file), file, env);
 }
 
 /** Validates config text; `file` names it in errors and anchors relative paths. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  return parseWith(configSchema, FILE_PATH_FIELDS, text, file, env);
+}
+
+/** Reads and validates a device CA config file (`ca serve`). Same contract as {@link loadConfigFile}. */
+export function loadCaConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): CaConfig {
+  return parseCaConfig(readConfigText(file), file, env);
+}
+
+/** Validates device CA config text. Same contract as {@link parseConfig}. */
+export function parseCaConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): CaConfig {
+  return parseWith(caConfigSchema, CA_FILE_PATH_FIELDS, text, file, env);
+}
+
+function readConfigText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new SidecarError('ERR_CONFIG_READ', file, `cannot read config ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+function parseWith<S extends z.ZodType>(schema: S, pathFields: readonly string[], text: string, file: string, env: NodeJS.ProcessEnv): z.infer<S> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
@@ -61,9 +78,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   );
   if (problems.length) throw new ConfigError(file, problems);
 
-  const result = configSchema.safeParse(substituted);
+  const result = schema.safeParse(substituted);
   if (!result.success) throw new ConfigError(file, result.error.issues.flatMap((i) => describeIssue(i, doc, lineOf)));
-  return deepFreeze(resolvePaths(result.data, dirname(resolve(file))));
+  return deepFreeze(resolvePaths(result.data, pathFields, dirname(resolve(file))));
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -119,9 +136,9 @@ function dotted(path: Path): string {
   return path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[');
 }
 
-function resolvePaths(config: SidecarConfig, base: string): SidecarConfig {
+function resolvePaths<T>(config: T, fields: readonly string[], base: string): T {
   const copy = structuredClone(config) as unknown as Record<string, unknown>;
-  for (const field of FILE_PATH_FIELDS) {
+  for (const field of fields) {
     const keys = field.split('.');
     const last = keys.pop()!;
     let holder: Record<string, unknown> | undefined = copy;
@@ -130,7 +147,7 @@ function resolvePaths(config: SidecarConfig, base: string): SidecarConfig {
     if (typeof v === 'string') holder![last] = resolve(base, v);
     else if (Array.isArray(v)) holder![last] = v.map((p: string) => resolve(base, p));
   }
-  return copy as unknown as SidecarConfig;
+  return copy as unknown as T;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,0 +1,181 @@
+/**
+ * The device CA's rules, free of HTTP: one-time codes, enrollment, renewal, revocation and the
+ * status the OCSP responder answers. Every refusal is a `Rejection` value; nothing is issued
+ * before every check passed, and a certificate is returned only after the store recorded it
+ * (so a crash can never leave a device holding a certificate the CA does not know).
+ */
+import type { CaConfig } from '../config/index.js';
+import { codeMatches, generateCode, hashCode } from './codes.js';
+import { checkCsr } from './csr-check.js';
+import { issueDeviceCertificate, type DeviceIssuer } from './device-certificate.js';
+import { reject, type Outcome } from './rejections.js';
+import type { CaStore, CertificateRecord, DeviceRecord, RevocationReason } from './store/index.js';
+
+/** What a device receives. */
+export interface EnrollmentResult {
+  readonly deviceId: string;
+  readonly serial: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly certificate: string;
+  readonly chain: string;
+}
+
+/** The OCSP answer for one serial. */
+export type CertStatus = { status: 'good' } | { status: 'revoked'; revokedAt: Date; reason: RevocationReason } | { status: 'unknown' };
+
+/** The client certificate a renewal came with, as the TLS layer saw it. */
+export interface PeerCertificate {
+  readonly serialHex: string;
+  readonly fingerprintSha256: string;
+  readonly chainVerified: boolean;
+}
+
+export interface EnrollServiceOptions {
+  readonly store: CaStore;
+  readonly issuer: DeviceIssuer;
+  /** PEM of the issuing CA and its parents, sent with every certificate. */
+  readonly chainPem: string;
+  /** The HMAC key codes are hashed under. */
+  readonly pepper: Buffer;
+  readonly codes: CaConfig['enroll']['codes'];
+  /** Called after any revocation (the CRL is regenerated). Must not throw. */
+  readonly onRevoked: () => void;
+  /** Called after each certificate is issued (metrics). */
+  readonly onIssued?: (kind: 'enroll' | 'renew', keyType: string) => void;
+  readonly now?: () => Date;
+}
+
+export interface EnrollService {
+  createCode(input: { deviceId: unknown; userId?: unknown; ttlSeconds?: unknown }): Promise<Outcome<{ deviceId: string; code: string; expiresAt: Date }>>;
+  enroll(input: { deviceId: unknown; code: unknown; csr: unknown }): Promise<Outcome<{ result: EnrollmentResult }>>;
+  /** `peer` is the TLS client certificate (and whether its chain verified against this CA), or undefined. */
+  renew(peer: PeerCertificate | undefined, input: { csr: unknown }): Promise<Outcome<{ result: EnrollmentResult }>>;
+  revoke(input: { serial?: unknown; deviceId?: unknown; reason?: unknown }): Promise<Outcome<{ revoked: string[] }>>;
+  status(serialHex: string): Promise<CertStatus>;
+  getDevice(deviceId: string): Promise<DeviceRecord | undefined>;
+  listDevices(limit: number, offset: number): Promise<DeviceRecord[]>;
+}
+
+const REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn'];
+
+/** Builds the service. Sync; the store and issuer are owned by the caller. */
+export function createEnrollService(o: EnrollServiceOptions): EnrollService {
+  const now = o.now ?? (() => new Date());
+  const idPattern = new RegExp(o.issuer.issuance.deviceIdPattern, 'u');
+  const policy = { keyTypes: o.issuer.issuance.keyTypes, rsaMinBits: o.issuer.issuance.rsaMinBits };
+
+  const validDeviceId = (v: unknown): v is string => typeof v === 'string' && v.length <= 256 && idPattern.test(v);
+
+  function toResult(record: CertificateRecord | { serialHex: string; deviceId: string; notBefore: Date; notAfter: Date }, pem: string): EnrollmentResult {
+    return {
+      deviceId: record.deviceId,
+      serial: record.serialHex,
+      notBefore: record.notBefore.toISOString(),
+      notAfter: record.notAfter.toISOString(),
+      certificate: pem,
+      chain: o.chainPem,
+    };
+  }
+
+  return {
+    async createCode(input) {
+      if (!validDeviceId(input.deviceId)) return reject('invalid_device_id', `deviceId must match ${o.issuer.issuance.deviceIdPattern}`);
+      if (input.userId !== undefined && (typeof input.userId !== 'string' || input.userId.length > 256)) return reject('bad_request', 'userId must be a string of at most 256 characters');
+      const ttl = input.ttlSeconds ?? o.codes.ttlSeconds;
+      if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 30 || ttl > o.codes.ttlSeconds) {
+        return reject('bad_request', `ttlSeconds must be a whole number from 30 to ${o.codes.ttlSeconds}`);
+      }
+      const code = generateCode(o.codes.length);
+      const createdAt = now();
+      const expiresAt = new Date(createdAt.getTime() + ttl * 1000);
+      await o.store.putCode({
+        deviceId: input.deviceId,
+        userId: (input.userId as string | undefined) ?? null,
+        codeHash: hashCode(o.pepper, input.deviceId, code),
+        createdAt,
+        expiresAt,
+        maxAttempts: o.codes.maxAttempts,
+      });
+      return { ok: true, deviceId: input.deviceId, code, expiresAt };
+    },
+
+    async enroll(input) {
+      if (!validDeviceId(input.deviceId)) return reject('invalid_device_id', `deviceId must match ${o.issuer.issuance.deviceIdPattern}`);
+      if (typeof input.code !== 'string' || input.code.length === 0 || input.code.length > 64) return reject('bad_request', 'code must be a non-empty string');
+      if (typeof input.csr !== 'string') return reject('bad_request', 'csr must be a string (PEM or base64 DER)');
+      const deviceId = input.deviceId;
+      const stored = await o.store.getCode(deviceId);
+      // Which code states are told apart, and when: "locked" before comparing (a locked code can't
+      // be guessed further); "used"/"expired" only to someone who knows the code.
+      if (!stored) return reject('invalid_code', 'the code is not valid for this device');
+      if (stored.attempts >= stored.maxAttempts) return reject('code_locked', 'too many wrong attempts: ask for a new code');
+      if (!codeMatches(o.pepper, deviceId, input.code, stored.codeHash)) {
+        const attempts = await o.store.recordFailedAttempt(deviceId);
+        return attempts >= stored.maxAttempts
+          ? reject('code_locked', 'too many wrong attempts: ask for a new code')
+          : reject('invalid_code', 'the code is not valid for this device');
+      }
+      if (stored.usedAt) return reject('code_used', 'the code was already used');
+      const at = now();
+      if (stored.expiresAt.getTime() <= at.getTime()) return reject('code_expired', 'the code has expired: ask for a new one');
+
+      const checked = await checkCsr(input.csr, policy);
+      if (!checked.ok) return checked;
+      const issued = await issueDeviceCertificate(o.issuer, deviceId, checked.csr, 'enroll', null, at);
+      const outcome = await o.store.redeemCode(deviceId, at, issued.record);
+      if (outcome !== 'ok') {
+        // Lost a race with another redemption: the certificate was never recorded, so it is dropped.
+        return outcome === 'no_code' ? reject('invalid_code', 'the code is not valid for this device') : reject(outcome, 'the code can no longer be used');
+      }
+      o.onIssued?.('enroll', checked.csr.keyType);
+      return { ok: true, result: toResult(issued.record, issued.pem) };
+    },
+
+    async renew(peer, input) {
+      if (!peer) return reject('cert_required', 'renewal needs the current device certificate as the TLS client certificate');
+      if (!peer.chainVerified) return reject('unknown_certificate', 'the client certificate was not issued by this CA');
+      const current = await o.store.getCertificate(peer.serialHex);
+      // Serial and fingerprint both: a serial alone could be claimed by another CA the TLS layer trusts.
+      if (!current || current.fingerprintSha256 !== peer.fingerprintSha256) return reject('unknown_certificate', 'the client certificate is not known to this CA');
+      if (current.revokedAt) return reject('revoked', 'the client certificate is revoked');
+      const at = now();
+      if (current.notAfter.getTime() <= at.getTime()) return reject('expired', 'the client certificate has expired: enroll again');
+      if (typeof input.csr !== 'string') return reject('bad_request', 'csr must be a string (PEM or base64 DER)');
+      const checked = await checkCsr(input.csr, policy);
+      if (!checked.ok) return checked;
+      const issued = await issueDeviceCertificate(o.issuer, current.deviceId, checked.csr, 'renew', current.serialHex, at);
+      const revokeOld = o.issuer.issuance.revokeSupersededOnRenew;
+      await o.store.recordRenewal({ ...issued.record, supersedes: current.serialHex }, at, revokeOld);
+      if (revokeOld) o.onRevoked();
+      o.onIssued?.('renew', checked.csr.keyType);
+      return { ok: true, result: toResult(issued.record, issued.pem) };
+    },
+
+    async revoke(input) {
+      const reason = input.reason ?? 'unspecified';
+      if (typeof reason !== 'string' || !REASONS.includes(reason as RevocationReason)) return reject('bad_request', `reason must be one of ${REASONS.join(', ')}`);
+      const bySerial = typeof input.serial === 'string' && /^[0-9a-fA-F]{1,40}$/.test(input.serial);
+      const byDevice = validDeviceId(input.deviceId);
+      if (bySerial === byDevice) return reject('bad_request', 'give exactly one of serial (hex) or deviceId');
+      // Serials are stored as issued: lower-case hex without a leading zero digit (see randomSerialHex).
+      const serialHex = bySerial ? (input.serial as string).toLowerCase().replace(/^0+(?=.)/, '') : '';
+      const target = bySerial ? { serialHex } : { deviceId: input.deviceId as string };
+      const known = bySerial ? await o.store.getCertificate(serialHex) : await o.store.getDevice(input.deviceId as string);
+      if (!known) return reject('not_found', bySerial ? 'no certificate with that serial' : 'no such device');
+      const revoked = await o.store.revoke(target, reason as RevocationReason, now());
+      if (revoked.length) o.onRevoked();
+      return { ok: true, revoked };
+    },
+
+    async status(serialHex) {
+      const record = await o.store.getCertificate(serialHex);
+      if (!record) return { status: 'unknown' };
+      if (record.revokedAt) return { status: 'revoked', revokedAt: record.revokedAt, reason: record.revocationReason ?? 'unspecified' };
+      return { status: 'good' };
+    },
+
+    getDevice: (deviceId) => o.store.getDevice(deviceId),
+    listDevices: (limit, offset) => o.store.listDevices({ limit, offset }),
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * Small HTTP helpers of the CA's listeners: bounded body reading, JSON answers, and the one shape
+ * of every error body, `{"error": {"code", "message"}}`. A body over the limit is refused as soon
+ * as it crosses the limit (the rest is never buffered) and the connection is closed after the
+ * answer, so a huge upload costs at most `maxBytes` of memory.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { reject, type Outcome, type Rejection } from '../rejections.js';
+
+/** Reads the whole body up to `maxBytes`. Never throws; resolves to a rejection on overflow or abort. */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Outcome<{ body: Buffer }>> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > maxBytes) return Promise.resolve(reject('body_too_large', `body exceeds ${maxBytes} bytes`));
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (value: Outcome<{ body: Buffer }>) => {
+      if (done) return;
+      done = true;
+      req.removeAllListeners('data');
+      resolve(value);
+    };
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        req.pause();
+        finish(reject('body_too_large', `body exceeds ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => finish({ ok: true, body: Buffer.concat(chunks, size) }));
+    req.on('error', () => finish(reject('bad_request', 'the request body was not received completely')));
+    req.on('aborted', () => finish(reject('bad_request', 'the request body was not received completely')));
+  });
+}
+
+/** Parses a JSON object body; anything else (array, scalar, bad JSON) is a bad_request. */
+export function parseJsonObject(req: IncomingMessage, body: Buffer): Outcome<{ json: Record<string, unknown> }> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') return reject('unsupported_media_type', 'send Content-Type: application/json');
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    return reject('bad_request', 'the body is not valid JSON');
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return reject('bad_request', 'the body must be a JSON object');
+  return { ok: true, json: value as Record<string, unknown> };
+}
+
+const NO_STORE = { 'cache-control': 'no-store' };
+
+/** Sends a JSON answer. */
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const text = `${JSON.stringify(value)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...NO_STORE }).end(text);
+}
+
+/** Sends a refusal as `{"error": {code, message}}`; 413 and 400-on-abort also close the connection. */
+export function sendRejection(res: ServerResponse, r: Rejection, headers: Record<string, string> = {}): void {
+  if (r.code === 'body_too_large') res.setHeader('connection', 'close');
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  res.setHeader('x-error-code', r.code); // also read back by the route observer for its metric label
+  sendJson(res, r.status, { error: { code: r.code, message: r.message } });
+}
+
+/** The path of a request without its query string. */
+export function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}

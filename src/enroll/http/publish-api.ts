@@ -1,0 +1,82 @@
+/**
+ * The publishing listener (plain HTTP, like every CRL distribution point and OCSP URL: the
+ * answers are signed, and a TLS-protected revocation URL would need its own revocation check):
+ *   GET  /crl                 the current CRL, DER (application/pkix-crl)
+ *   POST /ocsp                RFC 6960 request body (application/ocsp-request)
+ *   GET  /ocsp/{base64}       the GET form of RFC 6960 appendix A.1
+ *   GET  /v1/pins             the signed pin set
+ *   GET  /healthz
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { reject } from '../rejections.js';
+import { pathOf, readBody, sendJson, sendRejection } from './http-io.js';
+import { sendPins, type PinSetSource } from './pins-route.js';
+import type { RouteObserver } from './route-observer.js';
+
+/** An OCSP request is a few hundred bytes; 10 CertIDs with a nonce stay far below this. */
+const MAX_OCSP_REQUEST_BYTES = 8_192;
+
+export interface PublishApiOptions {
+  readonly crl: () => Promise<{ der: Buffer; nextUpdate: Date }>;
+  readonly ocsp: (requestDer: Uint8Array) => Promise<Buffer>;
+  readonly pins?: PinSetSource;
+  readonly observe: RouteObserver;
+}
+
+/** Builds the request handler. Never throws; OCSP errors are OCSP error responses, not HTTP 500s. */
+export function createPublishApi(o: PublishApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const path = pathOf(req);
+    if (path === '/healthz') return void sendJson(res, 200, { ok: true });
+    if (path === '/crl' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const done = o.observe('crl', res);
+      o.crl().then(
+        (crl) => {
+          const maxAge = Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 2000));
+          res.writeHead(200, { 'content-type': 'application/pkix-crl', 'content-length': crl.der.length, 'cache-control': `public, max-age=${Math.min(maxAge, 300)}` });
+          res.end(req.method === 'HEAD' ? undefined : crl.der);
+        },
+        (err: unknown) => {
+          done.failed(err);
+          sendRejection(res, reject('internal_error', 'no CRL is available'));
+        },
+      );
+      return;
+    }
+    if (path === '/ocsp' && req.method === 'POST') {
+      const done = o.observe('ocsp', res);
+      readBody(req, MAX_OCSP_REQUEST_BYTES).then((body) => {
+        if (!body.ok) return sendRejection(res, body);
+        answerOcsp(res, body.body, done);
+      }, done.failed);
+      return;
+    }
+    if (path.startsWith('/ocsp/') && req.method === 'GET') {
+      const done = o.observe('ocsp', res);
+      let der: Buffer;
+      try {
+        der = Buffer.from(decodeURIComponent(path.slice('/ocsp/'.length)), 'base64');
+      } catch {
+        der = Buffer.alloc(0);
+      }
+      answerOcsp(res, der, done);
+      return;
+    }
+    if (path === '/v1/pins' && req.method === 'GET') {
+      o.observe('pins', res);
+      return void sendPins(res, o.pins);
+    }
+    o.observe('other', res);
+    sendRejection(res, reject('not_found', 'no such route'));
+  };
+
+  function answerOcsp(res: ServerResponse, der: Buffer, done: { failed(err: unknown): void }): void {
+    o.ocsp(der).then(
+      (answer) => res.writeHead(200, { 'content-type': 'application/ocsp-response', 'content-length': answer.length, 'cache-control': 'no-store' }).end(answer),
+      (err: unknown) => {
+        done.failed(err);
+        sendRejection(res, reject('internal_error', 'the OCSP responder failed'));
+      },
+    );
+  }
+}
