@@ -2,6 +2,7 @@
 // or a weak key (made by openssl, a peer nobody here wrote), garbage and huge bodies, missing or
 // wrong credentials. Each gets its stable error code; nothing is issued; the CA keeps serving.
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -88,7 +89,12 @@ t.test('CSRs: bad signature, weak or unsupported keys, SHA-1, garbage', async (t
   const openssl = await opensslCsr('good', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']);
   const code = await ca.code('dev-csr');
   t.equal((await enroll({ deviceId: 'dev-csr', code, csr: openssl })).status, 201, 'an openssl P-384 CSR is accepted, and the code survived the bad CSRs');
-  t.equal(await issuedCount(), before + 1, 'nothing was issued for the bad ones');
+  const ed = await opensslCsr('ed25519', ['-newkey', 'ed25519']);
+  const edCode = await ca.code('dev-ed');
+  const edIssued = await enroll({ deviceId: 'dev-ed', code: edCode, csr: ed });
+  t.equal(edIssued.status, 201, 'an Ed25519 CSR (openssl) is accepted');
+  t.equal(new X509Certificate(edIssued.json.certificate).publicKey.asymmetricKeyType, 'ed25519', 'and certified as Ed25519');
+  t.equal(await issuedCount(), before + 2, 'nothing was issued for the bad ones');
 });
 
 t.test('bodies: not JSON, wrong type, wrong shape, huge', async (t) => {
