@@ -135,7 +135,7 @@ export function createCaMetrics(registry: Registry = new Registry(), options: { 
     certificatesIssued: new Counter({ name: 'mtls_ca_certificates_issued_total', help: 'Device certificates issued, by kind (enroll/renew) and key type.', labelNames: ['kind', 'key_type'], registers: r }),
     codesCreated: new Counter({ name: 'mtls_ca_codes_created_total', help: 'One-time enrollment codes created.', registers: r }),
     revocations: new Counter({ name: 'mtls_ca_revocations_total', help: 'Certificates revoked, by CRL reason.', labelNames: ['reason'], registers: r }),
-    ocspResponses: new Counter({ name: 'mtls_ca_ocsp_responses_total', help: 'OCSP answers by certificate status (good/revoked/unknown) or error (malformed/unauthorized/internal).', labelNames: ['status'], registers: r }),
+    ocspResponses: new Counter({ name: 'mtls_ca_ocsp_responses_total', help: 'Certificate statuses the OCSP responder answered (good/revoked/unknown), and internal errors (internal).', labelNames: ['status'], registers: r }),
     crlGenerations: new Counter({ name: 'mtls_ca_crl_generations_total', help: 'CRL regenerations by result (success/failure; on failure the previous CRL is served).', labelNames: ['result'], registers: r }),
     crlEntries: new Gauge({ name: 'mtls_ca_crl_entries', help: 'Serials listed in the CRL being served.', registers: r }),
     crlNextUpdate: new Gauge({ name: 'mtls_ca_crl_next_update_timestamp_seconds', help: 'nextUpdate of the CRL being served (Unix time).', registers: r }),

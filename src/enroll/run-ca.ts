@@ -58,7 +58,11 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
   try {
     const crl = createCrlPublisher({
       issuer: ca,
-      listRevoked: (at) => store.listRevoked(at),
+      listRevoked: async (at) => {
+        const revoked = await store.listRevoked(at);
+        metrics.crlEntries.set(revoked.length);
+        return revoked;
+      },
       nextCrlNumber: () => store.nextCrlNumber(),
       validitySeconds: config.publish.crlValiditySeconds,
       now,
@@ -93,7 +97,15 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
     const ocsp = createOcspResponder({
       issuer: ca.certificate,
       signer: ocspSigner,
-      lookup: (serial) => service.status(serial),
+      lookup: async (serial) => {
+        const status = await service.status(serial);
+        metrics.ocspResponses.inc({ status: status.status });
+        return status;
+      },
+      onError: (err) => {
+        metrics.ocspResponses.inc({ status: 'internal' });
+        logger.error({ err: (err as Error).message }, 'OCSP responder failed; answered internalError');
+      },
       validitySeconds: config.publish.ocsp.validitySeconds,
       now,
     });

@@ -137,6 +137,10 @@ t.test('after revocation the proxy refuses the device, via CRL and via OCSP', as
   const viaOcsp = await timeUntilRefused(ocspProxy.port, tablet);
   t.ok(viaOcsp >= 0 && viaOcsp < 5_000, `OCSP: refused ${viaOcsp} ms after the revocation (maxCacheTtlSeconds: 1)`);
   t.comment(`revocation → refusal: CRL ${viaCrl} ms, OCSP ${viaOcsp} ms`);
+  const metrics = await ca.ca.metrics.registry.metrics();
+  t.match(metrics, /mtls_ca_ocsp_responses_total\{status="revoked"\} [1-9]/, 'OCSP answers are counted by status');
+  t.match(metrics, /mtls_ca_crl_entries [2-9]/, 'the CRL lists the superseded and the revoked certificates');
+  t.match(metrics, /mtls_ca_certificates_issued_total\{kind="renew",key_type="p256"\} 1/);
 
   const bundle = join(ca.dir, 'bundle.pem');
   const { stdout } = await run('openssl', ['ocsp', '-issuer', ca.issuingFile, '-cert', tablet.certFile, '-url', `${ca.ca.publishUrl}/ocsp`, '-CAfile', bundle]);
