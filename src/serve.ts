@@ -102,6 +102,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     forwarder,
     failureMode: config.clientAuth.failureMode,
     forwardedHeaders: config.upstream.forwardedHeaders,
+    preserveHost: config.upstream.preserveHost,
     logger,
     observer: createTelemetry({ metrics, logger, limiter, accessLog: config.log.accessLog }),
   });

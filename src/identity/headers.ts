@@ -1,8 +1,8 @@
 /**
  * Identity headers: which inbound headers to strip, and the values to set, compiled once from
- * config. Rendering happens once per verified certificate; per request only strip + set runs.
+ * config. Rendering happens once per verified certificate; per request, proxy/upstream-headers.ts
+ * applies the plan in its single pass over the client's headers (strip, then append these).
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import { encodeHeaderToken, quoteXfccValue, sfBinary, toPem } from '../pki/index.js';
 import type { CertIdentity } from './extract.js';
 
@@ -92,20 +92,4 @@ function renderXfcc(id: CertIdentity, xfcc: IdentityHeaderOptions['xfcc']): stri
   for (const uri of id.sanUri) parts.push(`URI=${quoteXfccValue(uri)}`);
   for (const dns of id.sanDns) parts.push(`DNS=${quoteXfccValue(dns)}`);
   return parts.join(';');
-}
-
-/**
- * Removes every inbound header that collides with the identity surface (any case, `_` for `-`),
- * then sets ours. Node has already lower-cased and merged repeated headers in `headers`.
- */
-export function applyIdentityHeaders(headers: IncomingHttpHeaders, plan: HeaderPlan, rendered: RenderedHeaders): void {
-  stripHeaders(headers, plan.strip);
-  for (const [name, value] of rendered) headers[name] = value;
-}
-
-/** Deletes every header whose normalised name is in `names`. */
-export function stripHeaders(headers: IncomingHttpHeaders, names: ReadonlySet<string>): void {
-  for (const key of Object.keys(headers)) {
-    if (names.has(key) || (key.includes('_') && names.has(normalizeHeaderName(key)))) delete headers[key];
-  }
 }

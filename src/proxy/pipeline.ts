@@ -9,10 +9,10 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { applyIdentityHeaders, type HeaderPlan } from '../identity/index.js';
+import type { HeaderPlan } from '../identity/index.js';
 import { reasonForTlsClientError, type FailureReason, type PeerVerifier, type Verdict, type VerifiedIdentity } from '../verify/index.js';
-import { compileForwardedRewrite, type ForwardedMode } from './forwarded-headers.js';
-import type { Forwarder, UpstreamErrorKind } from './forwarder.js';
+import { compileUpstreamHeaders, type ForwardedMode } from './upstream-headers.js';
+import type { ForwardHandle, Forwarder, UpstreamErrorKind } from './forwarder.js';
 import { sendJsonError, writeRawJsonError } from './responses.js';
 import type { PipelineObserver } from './telemetry.js';
 
@@ -23,6 +23,8 @@ export interface PipelineOptions {
   /** `reject`: close refused connections at once. `http`: answer each request 401/403 JSON. */
   readonly failureMode: 'reject' | 'http';
   readonly forwardedHeaders: ForwardedMode;
+  /** Keep the client's Host (default) or send the upstream URL's. */
+  readonly preserveHost: boolean;
   /** For internal faults only; client-caused lines go through the observer (rate-limited). */
   readonly logger: Logger;
   readonly observer: PipelineObserver;
@@ -55,7 +57,11 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
   const states = new WeakMap<TLSSocket, ConnectionState>();
   const verified = new Set<TLSSocket>();
   const acceptedAt = new Map<string, bigint>();
-  const rewriteForwarded = compileForwardedRewrite(options.forwardedHeaders);
+  const upstreamHeaders = compileUpstreamHeaders({
+    strip: plan.strip,
+    forwarded: options.forwardedHeaders,
+    rewriteHostTo: options.preserveHost ? undefined : forwarder.upstreamHost,
+  });
 
   // Runs before the TLS layer wraps the socket, to time the handshake from TCP accept.
   server.prependListener('connection', (raw: Socket) => {
@@ -121,24 +127,28 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket as TLSSocket;
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     let identity: VerifiedIdentity | undefined;
     let upstreamSeconds: number | undefined;
     let bytes: number | undefined;
-    res.once('close', () =>
+    let inFlight: ForwardHandle | undefined;
+    // One close listener per request does both jobs: cancel an unfinished upstream request, report.
+    res.once('close', () => {
+      const completed = res.writableFinished;
+      if (!completed) inFlight?.cancel();
       observer.requestDone?.({
         route: ROUTE,
         method: req.method ?? '',
         path: pathOf(req),
         status: res.statusCode,
         bytes,
-        seconds: seconds(started),
+        seconds: (performance.now() - started) / 1000,
         upstreamSeconds,
-        completed: res.writableFinished,
+        completed,
         identity,
         socket,
-      }),
-    );
+      });
+    });
     withVerdict(socket, (verdict) => {
       if (!verdict.ok) {
         if (options.failureMode === 'http') sendJsonError(res, statusForReason(verdict.reason), { error: REJECTED, reason: verdict.reason });
@@ -146,13 +156,11 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
         return;
       }
       identity = verdict.identity;
-      rewriteForwarded(req.headers, socket, false);
-      applyIdentityHeaders(req.headers, plan, verdict.identity.headers);
-      forwarder.web(req, res, {
-        onResponse(_status, headers) {
-          upstreamSeconds = seconds(started);
-          const length = Number(headers['content-length']);
-          if (Number.isFinite(length)) bytes = length;
+      if (res.destroyed) return; // the client left while its verdict was pending
+      inFlight = forwarder.web(req, res, upstreamHeaders(req.rawHeaders, socket, verdict.identity.headers, false), {
+        onResponse(_status, contentLength) {
+          upstreamSeconds = (performance.now() - started) / 1000;
+          bytes = contentLength;
         },
         onError(kind, err) {
           const answer = upstreamFailed(kind, err, req);
@@ -171,9 +179,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
         else socket.destroy();
         return;
       }
-      rewriteForwarded(req.headers, tlsSocket, true);
-      applyIdentityHeaders(req.headers, plan, verdict.identity.headers);
-      forwarder.ws(req, socket, head, (kind, err) => {
+      forwarder.ws(req, socket, head, upstreamHeaders(req.rawHeaders, tlsSocket, verdict.identity.headers, true), (kind, err) => {
         const answer = upstreamFailed(kind, err, req);
         writeRawJsonError(socket, answer.status, answer.body);
       });

@@ -115,3 +115,38 @@ t.test('unrelated headers pass through untouched', async (t) => {
   t.equal(h.authorization, 'Bearer t0ken');
   t.equal(h['x-device-identifier'], 'app-level', 'a longer name that merely starts the same is not ours');
 });
+
+t.test('hop-by-hop headers, and those the Connection header lists, stop at the sidecar', async (t) => {
+  const res = await rawRequest([
+    'Connection: X-Hop-Secret, X-Second',
+    'X-Hop-Secret: s',
+    'x-second: 2',
+    'Keep-Alive: timeout=5',
+    'TE: trailers',
+    'Trailer: X-T',
+    'Proxy-Connection: keep-alive',
+    'Transfer_Encoding: chunked',
+    'X-Kept: yes',
+  ]);
+  const names = res.echo!.rawHeaders.filter((_v, i) => i % 2 === 0).map(norm);
+  for (const gone of ['x-hop-secret', 'x-second', 'keep-alive', 'te', 'trailer', 'proxy-connection', 'transfer-encoding']) {
+    t.notOk(names.includes(gone), `${gone} not forwarded`);
+  }
+  t.equal(res.echo!.headers['x-kept'], 'yes');
+});
+
+t.test('Connection cannot list away the Host; a second Host never wins', async (t) => {
+  const res = await rawRequest(['Connection: host, content-length', 'Host: evil.example']);
+  t.equal(res.status, 200);
+  const h = res.echo!.headers;
+  t.equal(h.host, 'localhost', 'the first Host, as Node itself reads it');
+  t.equal(h['x-forwarded-host'], 'localhost');
+  t.equal(res.echo!.rawHeaders.filter((_v, i) => i % 2 === 0 && /^host$/i.test(res.echo!.rawHeaders[i]!)).length, 1, 'one Host line upstream');
+});
+
+t.test('repeated end-to-end headers arrive as sent, in order', async (t) => {
+  const res = await rawRequest(['X-Multi: a', 'Accept: text/plain', 'X-Multi: b']);
+  const raw = res.echo!.rawHeaders;
+  const multi = raw.filter((_v, i) => i % 2 === 1 && /^x-multi$/i.test(raw[i - 1]!));
+  t.same(multi, ['a', 'b']);
+});

@@ -1,0 +1,155 @@
+/**
+ * The request headers sent upstream, built in one pass over the client's raw header lines into
+ * the flat `[name, value, …]` list undici and node:http take as is. It drops hop-by-hop headers
+ * (RFC 9110 §7.6.1) and the names the Connection header lists, every inbound header that collides
+ * with the identity surface, and (in `replace` mode) the client's X-Forwarded-* and Forwarded;
+ * then it appends ours and the verified identity's.
+ *
+ * Why one pass over `rawHeaders`: the old path materialised `req.headers`, rewrote it in place
+ * with `delete` (which turns the object into a slow dictionary), copied it, and let undici walk
+ * it again — three passes and ~10 % of a keep-alive request's CPU. A header name's verdict is
+ * cached, since clients repeat the same dozen names on every request.
+ */
+import type { TLSSocket } from 'node:tls';
+import { normalizeHeaderName, type RenderedHeaders } from '../identity/index.js';
+
+/** `replace` (default): client-sent X-Forwarded-* are spoofable, ours win. `append`: keep a trusted L7 hop's. */
+export type ForwardedMode = 'replace' | 'append';
+
+export interface UpstreamHeaderOptions {
+  /** Normalised names (lower case, `_` as `-`) of the identity surface: never forwarded from a client. */
+  readonly strip: ReadonlySet<string>;
+  readonly forwarded: ForwardedMode;
+  /** Send this Host upstream instead of the client's (`preserveHost: false`); undefined keeps the client's. */
+  readonly rewriteHostTo?: string | undefined;
+}
+
+/** Builds the upstream header list of one request. Pure apart from the name cache; never throws. */
+export type UpstreamHeaderBuilder = (rawHeaders: readonly string[], socket: TLSSocket, identity: RenderedHeaders, upgrade: boolean) => string[];
+
+// What a header name is to the proxy. Plain numbers (not an enum): they index nothing, they only branch.
+const KEEP = 0;
+const DROP = 1;
+const HOST = 2;
+const CONNECTION = 3;
+const UPGRADE = 4; // kept for an upgrade, dropped otherwise
+const TRANSFER_ENCODING = 5; // likewise: undici frames a forwarded body itself
+const CONTENT_LENGTH = 6;
+const XFF = 7;
+const XF_KEPT = 8; // x-forwarded-proto/host/port in append mode: the client's stays if present
+type Kind = number;
+
+/** Always dropped: hop-by-hop, and `expect` (Node has already answered `100 Continue`). */
+const HOP_BY_HOP = new Set(['keep-alive', 'proxy-connection', 'te', 'trailer', 'expect']);
+const FORWARDED = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port']);
+/** A client cannot make us drop these by listing them in Connection: they frame the request. */
+const NOT_LISTABLE = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
+/** Distinct client header names whose verdicts are cached; past it the cache starts over. */
+const NAME_CACHE_LIMIT = 512;
+
+/** Compiles the builder for one listener's config. */
+export function compileUpstreamHeaders(options: UpstreamHeaderOptions): UpstreamHeaderBuilder {
+  const { strip, forwarded: mode, rewriteHostTo } = options;
+  const kinds = new Map<string, Kind>();
+
+  function kindOfNormalised(n: string): Kind {
+    if (strip.has(n)) return DROP;
+    if (HOP_BY_HOP.has(n)) return DROP;
+    if (FORWARDED.has(n)) return mode === 'replace' ? DROP : n === 'x-forwarded-for' ? XFF : n === 'forwarded' ? KEEP : XF_KEPT;
+    switch (n) {
+      case 'host':
+        return HOST;
+      case 'connection':
+        return CONNECTION;
+      case 'upgrade':
+        return UPGRADE;
+      case 'transfer-encoding':
+        return TRANSFER_ENCODING;
+      case 'content-length':
+        return CONTENT_LENGTH;
+      default:
+        return KEEP;
+    }
+  }
+
+  function kindOf(raw: string): Kind {
+    let kind = kinds.get(raw);
+    if (kind !== undefined) return kind;
+    const lower = raw.toLowerCase();
+    const n = normalizeHeaderName(lower);
+    kind = kindOfNormalised(n);
+    // `X_Forwarded_For`, `Transfer_Encoding`…: Node's parser ignores them, but a WSGI/CGI upstream
+    // maps them onto the real name. An underscore spelling of any name we handle is never forwarded.
+    if (n !== lower && kind !== KEEP) kind = DROP;
+    if (kinds.size >= NAME_CACHE_LIMIT) kinds.clear();
+    kinds.set(raw, kind);
+    return kind;
+  }
+
+  return function build(raw, socket, identity, upgrade) {
+    // Names the Connection header lists are hop-by-hop too (plain requests only: an upgrade
+    // needs its `Connection: upgrade`). Looked for first, since Connection may come last.
+    let listed: Set<string> | undefined;
+    if (!upgrade) {
+      for (let i = 0; i < raw.length; i += 2) {
+        if (kindOf(raw[i]!) !== CONNECTION) continue;
+        for (const token of raw[i + 1]!.split(',')) {
+          const name = normalizeHeaderName(token.trim());
+          if (name && !NOT_LISTABLE.has(name)) (listed ??= new Set()).add(name);
+        }
+      }
+    }
+
+    const out: string[] = [];
+    let host: string | undefined;
+    let priorFor: string | undefined;
+    let hasProto = false;
+    let hasHost = false;
+    let hasPort = false;
+    let hasLength = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      const value = raw[i + 1]!;
+      const kind = kindOf(name);
+      if (kind === DROP) continue;
+      if (listed !== undefined && listed.has(normalizeHeaderName(name))) continue;
+      switch (kind) {
+        case HOST:
+          // Node keeps the first Host of duplicates; so do we (undici refuses two).
+          if (host !== undefined) continue;
+          host = value;
+          if (rewriteHostTo !== undefined) continue;
+          break;
+        case CONNECTION:
+        case UPGRADE:
+        case TRANSFER_ENCODING:
+          if (!upgrade) continue;
+          break;
+        case CONTENT_LENGTH:
+          if (hasLength) continue; // Node's parser has refused differing duplicates already
+          hasLength = true;
+          break;
+        case XFF:
+          priorFor = priorFor === undefined ? value : `${priorFor}, ${value}`;
+          continue;
+        case XF_KEPT: {
+          const n = name.toLowerCase();
+          if (n === 'x-forwarded-proto') hasProto = true;
+          else if (n === 'x-forwarded-host') hasHost = true;
+          else hasPort = true;
+          break;
+        }
+      }
+      out.push(name, value);
+    }
+
+    if (rewriteHostTo !== undefined) out.push('host', rewriteHostTo);
+    const remote = socket.remoteAddress ?? '';
+    out.push('x-forwarded-for', priorFor === undefined ? remote : `${priorFor}, ${remote}`);
+    if (!hasProto) out.push('x-forwarded-proto', 'https');
+    if (!hasHost && host !== undefined) out.push('x-forwarded-host', host);
+    if (!hasPort) out.push('x-forwarded-port', String(socket.localPort ?? ''));
+    for (const [name, value] of identity) out.push(name, value);
+    return out;
+  };
+}
