@@ -7,7 +7,8 @@
  *   npm run build && node test/bench/side-by-side.mjs --quick    # about 1 minute, short windows
  *
  * Options: --quick, --no-nginx, --cpu-prof (also profile the sidecar, workers: 1, through one
- * keep-alive run and print its top self-time functions), --connections N (default 32),
+ * keep-alive run and print its top self-time functions), --perf (the same run sampled by Linux
+ * `perf record`, which sees what --cpu-prof lumps into one native call: kernel, OpenSSL, V8), --connections N (default 32),
  * --idle N (idle connections, default 10000; 1000 with --quick), --keep (keep the temp dir).
  * Needs `openssl` (s_time is the handshake client) and, for the nginx columns, `nginx`
  * (`apt-get install -y nginx`; without it those columns are skipped). Everything listens on
@@ -52,6 +53,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     'no-nginx': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
+    perf: { type: 'boolean', default: false },
     connections: { type: 'string' },
     idle: { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -678,6 +680,52 @@ function summarizeProfile(file) {
   return { busyMs: Math.round(total / 1000), idleMs: Math.round(idle / 1000), topFunctions: top(fns, 20), topAreas: top(areas, 15) };
 }
 
+// --- perf profile (native frames) ------------------------------------------------------------
+/** Native frames worth naming: where a keep-alive request's CPU goes below the JS profiler's view. */
+const PERF_FRAMES = [
+  ['tcp_sendmsg', 'kernel: TCP send (on loopback it also delivers to, and wakes, the receiver)'],
+  ['tcp_recvmsg', 'kernel: TCP receive'],
+  ['do_epoll_wait', 'kernel: epoll wait'],
+  ['SSL_write', 'OpenSSL: SSL_write (encrypt + record)'],
+  ['SSL_read', 'OpenSSL: SSL_read (decrypt)'],
+  ['node::crypto::TLSWrap::ClearOut', 'Node TLSWrap: decrypted data to JS (incl. the HTTP parser run from it)'],
+  ['node::StreamBase::Writev', 'Node: writev on the client TLS socket (incl. SSL_write + send)'],
+  ['llhttp_execute', 'llhttp: parsing client requests'],
+];
+
+/** Samples the target with `perf record -g` through one keep-alive run; inclusive shares per frame. */
+async function perfDuringLoad(target) {
+  if (!which('perf')) return { error: 'perf not found (apt-get install linux-perf)' };
+  const data = join(WORK, 'perf.data');
+  const recordAfterMs = 300 + CFG.warmupSeconds * 1000;
+  let recorder;
+  const timer = setTimeout(() => {
+    recorder = start('perf-record', 'perf', ['record', '-F', '999', '-g', '-p', String(target.pid), '-o', data, '--', 'sleep', String(CFG.durationSeconds)]);
+  }, recordAfterMs);
+  const loaded = await runLoad(target);
+  clearTimeout(timer);
+  if (recorder) await recorder.exited;
+  if (!existsSync(data)) return { error: 'perf record wrote nothing (perf_event_paranoid? see perf-record.log)' };
+  const report = (extra) => spawnSync('perf', ['report', '-i', data, '--stdio', '-g', 'none', ...extra], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout ?? '';
+  const shares = (text) =>
+    text
+      .split('\n')
+      .filter((l) => /^\s+\d/.test(l))
+      .map((l) => l.trim().split(/\s+/));
+  const byDso = shares(report(['--no-children', '--sort', 'dso'])).map(([pct, ...name]) => ({ name: name.join(' '), share: pct }));
+  const inclusive = new Map();
+  for (const [children, , , ...sym] of shares(report(['--children', '--sort', 'sym']))) {
+    const name = sym.join(' ');
+    for (const [frame] of PERF_FRAMES) if (name.startsWith(frame) || name.includes(` ${frame}`) || name.includes(`${frame}(`)) inclusive.set(frame, Math.max(inclusive.get(frame) ?? 0, parseFloat(children)));
+  }
+  return {
+    keepAliveRps: loaded.rps,
+    targetCpuUsPerRequest: loaded.targetCpuUsPerRequest,
+    byDso: byDso.slice(0, 6),
+    frames: PERF_FRAMES.map(([frame, what]) => ({ frame, what, inclusive: inclusive.has(frame) ? `${inclusive.get(frame).toFixed(1)} %` : '—' })),
+  };
+}
+
 // --- output ------------------------------------------------------------------------------------
 const t00 = performance.now();
 const step = (what) => console.error(`[${((performance.now() - t00) / 1000).toFixed(0).padStart(3)} s] ${what}  (load ${loadavg().join(' ')})`);
@@ -811,6 +859,13 @@ async function main() {
     } else results.cpuProfile = { error: 'no .cpuprofile written' };
   }
 
+  if (args.perf) {
+    const sampled = await startSidecar('sidecar-1-perf', { workers: 1, revocation: 'crl' });
+    step('sidecar-1 under perf record: keep-alive load');
+    results.perfProfile = await perfDuringLoad(sampled);
+    await stop(sampled.child);
+  }
+
   env.loadavgEnd = loadavg();
   env.p256SignsPerSecondEnd = cpuSpeed();
   env.seconds = (performance.now() - t00) / 1000;
@@ -891,6 +946,12 @@ function report(env, R) {
     printTable('  top self-time functions', ['function', 'self ms', 'share'], R.cpuProfile.topFunctions.map((x) => [x.name, x.selfMs, x.share]));
     console.log(`  profile: ${R.cpuProfile.file} (open in Chrome DevTools → Performance)`);
   }
+
+  if (R.perfProfile?.frames) {
+    const P = R.perfProfile;
+    printTable(`perf record of the sidecar (workers: 1) under keep-alive load (${fmt(P.keepAliveRps)} req/s, ${fmt(P.targetCpuUsPerRequest, 1)} µs CPU/request): samples by binary`, ['binary', 'share'], P.byDso.map((x) => [x.name, x.share]));
+    printTable('  native frames, inclusive (each with its callees; shares overlap)', ['frame', 'what', 'share'], P.frames.map((x) => [x.frame, x.what, x.inclusive]));
+  } else if (R.perfProfile?.error) console.log(`\nperf profile: ${R.perfProfile.error}`);
 
   mkdirSync(join(HERE, 'results'), { recursive: true });
   const file = join(HERE, 'results', `side-by-side-${env.startedAt.replace(/[:.]/g, '-')}.json`);
