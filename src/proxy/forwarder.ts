@@ -14,6 +14,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
+import type { UpstreamHead } from './upstream-headers.js';
 
 /** Why the upstream failed; a metric label, so a closed set. */
 export type UpstreamErrorKind = 'refused' | 'reset' | 'timeout' | 'tls' | 'dns' | 'other';
@@ -54,9 +55,9 @@ export interface Forwarder {
   /** `host:port` of the upstream URL, for `preserveHost: false`. */
   readonly upstreamHost: string;
   /** Streams the request upstream and the response back. Never throws; failures go to `hooks.onError`. */
-  web(req: IncomingMessage, res: ServerResponse, headers: string[], hooks: ForwardHooks): ForwardHandle;
+  web(req: IncomingMessage, res: ServerResponse, head: UpstreamHead, hooks: ForwardHooks): ForwardHandle;
   /** Forwards a WebSocket (or other) upgrade. Never throws; failures go to `onError`. */
-  ws(req: IncomingMessage, socket: Duplex, head: Buffer, headers: string[], onError: UpstreamFailure): void;
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, upstreamHead: UpstreamHead, onError: UpstreamFailure): void;
   /** Closes pooled upstream sockets. */
   close(): Promise<void>;
 }
@@ -176,14 +177,13 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   return {
     upstreamHost: target.host,
 
-    web(req, res, headers, hooks) {
+    web(req, res, { headers, hasBody }, hooks) {
       const exchange = new ForwardedExchange(res, hooks);
-      const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
       pool.dispatch({ path: basePath + (req.url ?? '/'), method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null }, exchange);
       return exchange;
     },
 
-    ws(req, socket, head, headers, onError) {
+    ws(req, socket, head, { headers }, onError) {
       let failed = false;
       const fail = (err: Error) => {
         if (failed) return;

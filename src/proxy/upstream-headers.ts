@@ -24,8 +24,16 @@ export interface UpstreamHeaderOptions {
   readonly rewriteHostTo?: string | undefined;
 }
 
-/** Builds the upstream header list of one request. Pure apart from the name cache; never throws. */
-export type UpstreamHeaderBuilder = (rawHeaders: readonly string[], socket: TLSSocket, identity: RenderedHeaders, upgrade: boolean) => string[];
+/** What goes upstream of one request's head. */
+export interface UpstreamHead {
+  /** Flat `[name, value, …]`, as undici and node:http take it. */
+  readonly headers: string[];
+  /** The client announced a body (Content-Length other than 0, or Transfer-Encoding). */
+  readonly hasBody: boolean;
+}
+
+/** Builds the upstream head of one request. Pure apart from the name cache; never throws. */
+export type UpstreamHeaderBuilder = (rawHeaders: readonly string[], socket: TLSSocket, identity: RenderedHeaders, upgrade: boolean) => UpstreamHead;
 
 // What a header name is to the proxy. Plain numbers (not an enum): they index nothing, they only branch.
 const KEEP = 0;
@@ -107,6 +115,7 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
     let hasHost = false;
     let hasPort = false;
     let hasLength = false;
+    let hasBody = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       const value = raw[i + 1]!;
@@ -120,14 +129,18 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
           host = value;
           if (rewriteHostTo !== undefined) continue;
           break;
+        case TRANSFER_ENCODING:
+          hasBody = true;
+          if (!upgrade) continue;
+          break;
         case CONNECTION:
         case UPGRADE:
-        case TRANSFER_ENCODING:
           if (!upgrade) continue;
           break;
         case CONTENT_LENGTH:
           if (hasLength) continue; // Node's parser has refused differing duplicates already
           hasLength = true;
+          if (value !== '0') hasBody = true;
           break;
         case XFF:
           priorFor = priorFor === undefined ? value : `${priorFor}, ${value}`;
@@ -150,6 +163,6 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
     if (!hasHost && host !== undefined) out.push('x-forwarded-host', host);
     if (!hasPort) out.push('x-forwarded-port', String(socket.localPort ?? ''));
     for (const [name, value] of identity) out.push(name, value);
-    return out;
+    return { headers: out, hasBody };
   };
 }
