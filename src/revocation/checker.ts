@@ -2,6 +2,7 @@
  * The revocation checker: composes the CRL store and sources, the OCSP client and the revocation
  * events according to `mode`.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { RevocationOptions } from '../config/index.js';
 import { crlDistributionPointUrls } from './cert-extensions.js';
 import { parseCertificate, type CertFields } from './cert-fields.js';
@@ -21,6 +22,14 @@ const METHODS: Readonly<Record<RevocationOptions['mode'], readonly Method[]>> = 
   'crl-then-ocsp': ['crl', 'ocsp'],
   'ocsp-then-crl': ['ocsp', 'crl'],
 };
+
+/** What a check needs of a leaf certificate, derived once per certificate object. */
+interface LeafFacts {
+  readonly leaf: CertFields;
+  readonly scope: CertScopeFacts;
+  readonly issuerCert: X509Certificate;
+  readonly issued: boolean;
+}
 
 /** Issuers learned from verified chains (intermediates sent by clients), kept in an LRU. */
 const MAX_LEARNED_ISSUERS = 1000;
@@ -65,6 +74,23 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
     ? createOcspClient({ options: options.ocsp, logger, now, fetch: fetchFn, onAnswer: events.reportStatus, observer: deps.observer })
     : undefined;
   let closed = false;
+  // The verifier hands over the same X509Certificate objects for every connection of a
+  // certificate it has seen (its cache is per fingerprint), so what is read from them is read once:
+  // re-parsing the DER on every handshake was most of a warm check's cost.
+  const leaves = new WeakMap<X509Certificate, LeafFacts>();
+  const leafFacts = (leafCert: X509Certificate, issuerCert: X509Certificate): LeafFacts => {
+    const known = leaves.get(leafCert);
+    if (known !== undefined && known.issuerCert === issuerCert) return known;
+    const leaf = parseCertificate(leafCert.raw);
+    const facts: LeafFacts = {
+      leaf,
+      scope: { cdpUrls: distributionPointsOf(leaf), isCa: leafCert.ca },
+      issuerCert,
+      issued: leafCert.checkIssued(issuerCert),
+    };
+    leaves.set(leafCert, facts);
+    return facts;
+  };
 
   const checkCrl = (leaf: CertFields, facts: CertScopeFacts, issuer: IssuerInfo): RevocationResult | Promise<RevocationResult> => {
     sources?.discover(facts.cdpUrls);
@@ -90,13 +116,12 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
       if (closed) return { status: 'unknown', method: 'none', cached: false, detail: 'revocation checker closed' };
       if (methods.length === 0) return { status: 'good', method: 'none', cached: false, detail: 'revocation checking disabled' };
       try {
-        const leaf = parseCertificate(leafCert.raw);
-        if (!leafCert.checkIssued(issuerCert)) {
+        const { leaf, scope: facts, issued } = leafFacts(leafCert, issuerCert);
+        if (!issued) {
           return { status: 'unknown', method: 'none', cached: false, detail: 'the given issuer did not issue this certificate' };
         }
         const { info: issuer, isNew } = issuers.learn(issuerCert);
         if (isNew) sources?.retryUnknownIssuers();
-        const facts: CertScopeFacts = { cdpUrls: distributionPointsOf(leaf), isCa: leafCert.ca };
         const tried: RevocationResult[] = [];
         for (const method of methods) {
           const r = method === 'crl' ? await checkCrl(leaf, facts, issuer) : await checkOcsp(leaf, issuer);

@@ -76,10 +76,13 @@ export function createIssuerRegistry(trusted: readonly X509Certificate[], maxLea
       if (byNameIndex.get(name)?.size === 0) byNameIndex.delete(name);
     },
   });
+  // The per-handshake path hands over the same issuer objects again and again: identify each once.
+  const ids = new WeakMap<X509Certificate, string>();
   return {
     learn(cert) {
-      // The per-handshake path: identify first, build the KeyObject only for a new issuer.
-      const id = identityOfCert(cert);
+      // Identify first, build the KeyObject only for a new issuer.
+      let id = ids.get(cert);
+      if (id === undefined) ids.set(cert, (id = identityOfCert(cert)));
       const known = pinned.get(id) ?? learned.get(id);
       if (known !== undefined) return { info: known, isNew: false };
       const info = describe(cert);

@@ -155,7 +155,9 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
 async function checkRevocation(gate: RevocationGate, leaf: X509Certificate, facts: Extract<Verdict, { ok: true }>): Promise<Verdict> {
   let outcome: RevocationOutcome;
   try {
-    outcome = await gate.check(leaf, facts.identity.issuerCertificate);
+    // The cached certificate object (same fingerprint, same DER as `leaf`), so the checker can
+    // keep what it derived from it across connections.
+    outcome = await gate.check(facts.identity.leafCertificate, facts.identity.issuerCertificate);
   } catch (cause) {
     // The checker promises never to throw; if it does anyway, treat it as "unknown", not as good.
     outcome = { status: 'unknown', method: 'none', cached: false, detail: `checker failed: ${(cause as Error).message}` };
