@@ -102,8 +102,9 @@ export function methodLabel(method: string | undefined): string {
 
 /** `2xx`-style label. Pure. */
 export function statusClass(status: number): string {
-  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+  return status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100)]! : 'other';
 }
+const STATUS_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
 /** The device CA's metrics (`mtls-sidecar ca serve`); same rules: closed label sets only. */
 export interface CaMetrics {

@@ -162,7 +162,12 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
     if (!hasProto) out.push('x-forwarded-proto', 'https');
     if (!hasHost && host !== undefined) out.push('x-forwarded-host', host);
     if (!hasPort) out.push('x-forwarded-port', String(socket.localPort ?? ''));
-    for (const [name, value] of identity) out.push(name, value);
+    // Indexed, not `for…of` with destructuring: the iterator objects were ~4 % of the bytes a
+    // keep-alive request allocates (sampling allocation profile).
+    for (let i = 0; i < identity.length; i++) {
+      const pair = identity[i]!;
+      out.push(pair[0], pair[1]);
+    }
     return { headers: out, hasBody };
   };
 }
