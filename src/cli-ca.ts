@@ -14,17 +14,6 @@ import { SidecarError } from './errors.js';
 import { handleSignals } from './lifecycle.js';
 import type { KeyAlgorithm } from './pki/index.js';
 
-export const CA_HELP = `  mtls-sidecar ca init --dir DIR [--name NAME] [--hostname H]... [--base-url URL] [--key p256]
-                                      Create a device CA (root, issuing CA, OCSP signer, TLS and
-                                      pin-signing keys, secrets) and a ca.yaml; never overwrites
-  mtls-sidecar ca serve --config FILE Run the device CA: enrollment, admin and CRL/OCSP/pins listeners
-  mtls-sidecar ca pins --config FILE [--format android|ios|jws|all]
-                                      Print the pin set for an app release
-  mtls-sidecar device enroll --url URL --ca-cert FILE --device-id ID --code CODE [--out DIR] [--key p256]
-  mtls-sidecar device renew --url URL --ca-cert FILE [--dir DIR] [--key p256]
-                                      Simulate a device: make a key and CSR, enroll or renew, and
-                                      write device.key, device.pem, chain.pem and device.p12`;
-
 type Values = Record<string, string | boolean | string[] | undefined>;
 
 const KEYS: readonly KeyAlgorithm[] = ['p256', 'p384', 'rsa2048', 'rsa3072'];

@@ -11,8 +11,6 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config/index.js';
-import { runDev } from './dev/index.js';
-import { runCaCommand, runDeviceCommand, CA_HELP } from './cli-ca.js';
 import { isSidecarError, SidecarError } from './errors.js';
 import { handleSignals } from './lifecycle.js';
 import { runServe } from './workers.js';
@@ -26,7 +24,16 @@ Usage:
   mtls-sidecar dev [--port 8443] [--admin-port 9090] [--dir .dev-pki]
                                       Quick start: throwaway dev PKI, an echo upstream, and the
                                       sidecar in front of it; prints a curl line that works
-${CA_HELP}
+  mtls-sidecar ca init --dir DIR [--name NAME] [--hostname H]... [--base-url URL] [--key p256]
+                                      Create a device CA (root, issuing CA, OCSP signer, TLS and
+                                      pin-signing keys, secrets) and a ca.yaml; never overwrites
+  mtls-sidecar ca serve --config FILE Run the device CA: enrollment, admin and CRL/OCSP/pins listeners
+  mtls-sidecar ca pins --config FILE [--format android|ios|jws|all]
+                                      Print the pin set for an app release
+  mtls-sidecar device enroll --url URL --ca-cert FILE --device-id ID --code CODE [--out DIR] [--key p256]
+  mtls-sidecar device renew --url URL --ca-cert FILE [--dir DIR] [--key p256]
+                                      Simulate a device: make a key and CSR, enroll or renew, and
+                                      write device.key, device.pem, chain.pem and device.p12
   mtls-sidecar --help | --version
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or invalid config.
@@ -90,6 +97,9 @@ async function main(argv: string[]): Promise<number> {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SidecarError('ERR_USAGE', 'port', `--port must be 0-65535, got ${values.port}`);
       const adminPort = values['admin-port'] === undefined ? 9090 : Number(values['admin-port']);
       if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new SidecarError('ERR_USAGE', 'admin-port', `--admin-port must be 0-65535, got ${values['admin-port']}`);
+      // Loaded on demand: `serve` should not carry the dev PKI's or the device CA's code and
+      // libraries (better-sqlite3, jose, certificate issuing): ~16 MB of RSS in every sidecar.
+      const { runDev } = await import('./dev/index.js');
       const run = await runDev({ dir: resolve(values.dir ?? '.dev-pki'), port, adminPort });
       process.stdout.write(
         [
@@ -111,9 +121,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'ca':
-      return runCaCommand(rest[0], values);
+      return (await import('./cli-ca.js')).runCaCommand(rest[0], values);
     case 'device':
-      return runDeviceCommand(rest[0], values);
+      return (await import('./cli-ca.js')).runDeviceCommand(rest[0], values);
     case undefined:
       process.stdout.write(HELP);
       return 2;

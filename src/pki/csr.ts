@@ -2,10 +2,9 @@
  * PKCS#10 certificate signing requests, made in-process over Node's WebCrypto, for the device
  * simulator (and any test that needs a request a real device would send).
  */
-// @peculiar/x509 resolves its ASN.1 services through tsyringe, which needs the Reflect metadata API.
-import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as x509 from '@peculiar/x509';
+import { loadPeculiarX509 } from './peculiar.js';
 import { SidecarError } from '../errors.js';
 import { toPem, type GeneratedKey, type KeyAlgorithm } from './issue.js';
 
@@ -26,6 +25,7 @@ export interface CertificateRequest {
  * Never writes, logs or keeps the key.
  */
 export async function createCsr(key: GeneratedKey, subject: string): Promise<CertificateRequest> {
+  const x509 = await loadPeculiarX509();
   let name: x509.Name;
   try {
     name = new x509.Name(subject);

@@ -5,12 +5,11 @@
  * Android Keystore are ECDSA P-256. Why not the openssl CLI: the dev PKI and the tests must run
  * in-process, and the enrollment CA will issue from the same code.
  */
-// @peculiar/x509 resolves its ASN.1 services through tsyringe, which needs the Reflect metadata API.
-import 'reflect-metadata';
 import { createPrivateKey, createPublicKey, KeyObject, sign as signWithKey, webcrypto } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import * as x509 from '@peculiar/x509';
+import type * as x509 from '@peculiar/x509';
+import { loadPeculiarX509 } from './peculiar.js';
 
 const subtle = webcrypto.subtle;
 type CryptoKey = webcrypto.CryptoKey;
@@ -117,13 +116,14 @@ export function randomSerialHex(): string {
  * CA certificates get keyCertSign+cRLSign; leaves get digitalSignature (+keyEncipherment for RSA).
  */
 export async function issueCertificate(spec: CertificateSpec): Promise<IssuedCertificate> {
+  const x509 = await loadPeculiarX509();
   const publicKey = 'keys' in spec.key ? spec.key.keys.publicKey : spec.key.publicKey;
   const signer = spec.issuer?.key ?? (spec.key as GeneratedKey);
   if (!('keys' in signer)) throw new TypeError('a self-signed certificate needs the private key');
   const now = Date.now();
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(spec.isCa === true, spec.isCa ? spec.pathLength : undefined, true),
-    new x509.KeyUsagesExtension(keyUsages(spec), true),
+    new x509.KeyUsagesExtension(keyUsages(x509, spec), true),
     await x509.SubjectKeyIdentifierExtension.create(publicKey, false),
   ];
   const issuerPublic = spec.issuer ? spec.issuer.key.keys.publicKey : publicKey;
@@ -162,7 +162,7 @@ export async function issueCertificate(spec: CertificateSpec): Promise<IssuedCer
   return { pem: toPem('CERTIFICATE', der), der, certificate };
 }
 
-function keyUsages(spec: CertificateSpec): x509.KeyUsageFlags {
+function keyUsages(x509: typeof import('@peculiar/x509'), spec: CertificateSpec): x509.KeyUsageFlags {
   if (spec.isCa) return x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature;
   const rsa = spec.key.algorithm.startsWith('rsa');
   return x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0);
@@ -206,6 +206,7 @@ export interface CrlSpec {
  * least one extension when present).
  */
 export async function issueCrl(spec: CrlSpec): Promise<{ readonly pem: string; readonly der: Buffer }> {
+  const x509 = await loadPeculiarX509();
   const { algorithm, keys } = spec.issuer.key;
   const aki = await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey, false);
   const extensions = [new Uint8Array(aki.rawData)];
@@ -302,6 +303,7 @@ export type SigningIdentity = IssuedCertificate & { readonly key: GeneratedKey }
  * certificate. The key is imported extractable only because `GeneratedKey` keeps its PEM.
  */
 export async function loadSigningIdentity(certPem: string, keyPem: string): Promise<SigningIdentity> {
+  const x509 = await loadPeculiarX509();
   const certificate = new x509.X509Certificate(certPem);
   const der = Buffer.from(certificate.rawData);
   const spki = Buffer.from(certificate.publicKey.rawData);

@@ -1,6 +1,6 @@
 import { createHash, createPrivateKey, webcrypto, type KeyObject, type X509Certificate } from 'node:crypto';
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
+import type * as asn1js from 'asn1js';
+import type * as pkijs from 'pkijs';
 import { SidecarError } from '../errors.js';
 import { parseCertificateBundle } from './pem.js';
 
@@ -51,6 +51,8 @@ const OID_LOCAL_KEY_ID = '1.2.840.113549.1.9.21';
  * legacy RC2/3DES-SHA1 layout.
  */
 export async function createPkcs12(options: CreatePkcs12Options): Promise<Buffer> {
+  // Loaded here, not at import: only the dev PKI and the device simulator make PKCS#12 files.
+  const [asn1js, pkijs] = await Promise.all([import('asn1js'), import('pkijs')]);
   const password = encodePassword(options.password);
   const key = parsePrivateKey(options.keyPem);
   const [leaf, ...rest] = parseCertificates(options.certPem, 'certPem');

@@ -20,9 +20,14 @@ import { ocspResponderUrls } from './cert-extensions.js';
 import type { CertFields } from './cert-fields.js';
 import { fetchBounded } from './http-fetch.js';
 import type { IssuerInfo } from './issuer-registry.js';
-import { buildOcspRequest } from './ocsp-request.js';
-import { verifyOcspResponse } from './ocsp-response.js';
 import type { RevocationLogger, RevocationObserver, RevocationStatus } from './types.js';
+
+/**
+ * The OCSP encoder and decoder (pkijs, asn1js), loaded on the first OCSP exchange: a sidecar that
+ * checks CRLs only never needs them, and they are ~6 MB of RSS.
+ */
+let ocspCodec: Promise<typeof import('./ocsp-request.js') & typeof import('./ocsp-response.js')> | undefined;
+const loadOcspCodec = () => (ocspCodec ??= Promise.all([import('./ocsp-request.js'), import('./ocsp-response.js')]).then(([req, res]) => ({ ...req, ...res })));
 
 /** An OCSP answer for the checker. */
 export interface OcspResult {
@@ -76,6 +81,7 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
   });
 
   const exchange = async (leaf: CertFields, issuer: IssuerInfo, url: string): Promise<Entry> => {
+    const { buildOcspRequest, verifyOcspResponse } = await loadOcspCodec();
     const request = buildOcspRequest(leaf, issuer.fields, options.hash, options.nonce);
     const res = await fetchBounded(deps.fetch, url, {
       method: 'POST',
