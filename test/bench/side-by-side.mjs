@@ -54,6 +54,7 @@ const { values: args } = parseArgs({
     'no-nginx': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     perf: { type: 'boolean', default: false },
+    'no-floor': { type: 'boolean', default: false },
     connections: { type: 'string' },
     idle: { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -337,6 +338,15 @@ async function startUpstream() {
   const child = start('upstream', process.execPath, [join(HERE, 'upstream.mjs')], { stdout: 'pipe' });
   const { port } = await jsonLines(child).next(10_000);
   return { child, port, pid: child.pid };
+}
+
+/** node-floor.mjs: a bare Node https + undici proxy with the same PKI (see its header). */
+async function startFloor(name) {
+  const argv = [join(HERE, 'node-floor.mjs'), PKI.serverCert, PKI.serverKey, PKI.ca, String(UPSTREAM.port)];
+  const child = start(name, 'bash', ['-c', `${RAISE_FDS}; exec ${[process.execPath, ...argv].map(shellQuote).join(' ')}`], { stdout: 'pipe' });
+  const { port } = await jsonLines(child).next(10_000);
+  await waitReady(name, port, child);
+  return { name, kind: 'floor', child, pid: child.pid, port };
 }
 
 /** One GET through a target with the P-256 client certificate; resolves with the status. */
@@ -789,6 +799,16 @@ async function main() {
     }
   }
 
+  if (!args['no-floor']) {
+    const floor = await startFloor('node-floor');
+    await measureTarget(floor, results);
+    await stop(floor.child);
+    const fresh = await startFloor('node-floor-idle');
+    step(`node-floor (fresh): ${CFG.idleConnections} idle mTLS connections`);
+    results['node-floor'].idle = await measureIdle(fresh);
+    await stop(fresh.child);
+  }
+
   const w1 = await startSidecar('sidecar-1', { workers: 1, revocation: 'crl' });
   await measureTarget(w1, results);
 
@@ -873,18 +893,18 @@ async function main() {
 }
 
 function report(env, R) {
-  const T = ['ceiling', 'nginx', 'sidecar-1', 'sidecar-auto'];
+  const T = ['ceiling', 'nginx', 'node-floor', 'sidecar-1', 'sidecar-auto'];
   const get = (t, path) => path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), R[t]);
   const row = (label, path, digits = 0, scale = (x) => x, ratios = true, lowerIsBetter = false) => {
     const v = T.map((t) => {
       const x = get(t, path);
       return x == null ? null : scale(x);
     });
-    const [c, n, s1, sa] = v;
+    const [c, n, f, s1, sa] = v;
     void lowerIsBetter;
-    return [label, ...v.map((x) => fmt(x, digits)), ratios ? ratio(s1, n) : '', ratios ? ratio(sa, n) : '', ratios ? ratio(s1, c) : ''];
+    return [label, ...v.map((x) => fmt(x, digits)), ratios ? ratio(s1, n) : '', ratios ? ratio(sa, n) : '', ratios ? ratio(f, n) : '', ratios ? ratio(s1, f) : '', ratios ? ratio(s1, c) : ''];
   };
-  const header = ['', 'ceiling', 'nginx', 'sidecar w:1', 'sidecar w:auto', 'w:1/nginx', 'auto/nginx', 'w:1/ceiling'];
+  const header = ['', 'ceiling', 'nginx', 'node floor', 'sidecar w:1', 'sidecar w:auto', 'w:1/nginx', 'auto/nginx', 'floor/nginx', 'w:1/floor', 'w:1/ceiling'];
   printTable(`Side by side — ${env.cpus} CPUs, ${env.node}, ${env.openssl}, ${env.nginx ?? 'no nginx'}; load average at start ${env.loadavgStart.join(' ')}, at end ${env.loadavgEnd.join(' ')}; one CPU: ${fmt(env.p256SignsPerSecondStart)} → ${fmt(env.p256SignsPerSecondEnd)} P-256 signs/s`, header, [
     row('machine: one CPU, P-256 signs/s, before', 'p256SignsPerSecondBefore', 0, undefined, false),
     row('full handshakes/s, P-256 client', 'handshakes.p256.rate'),
@@ -930,16 +950,17 @@ function report(env, R) {
   const s1 = R['sidecar-1'];
   const sa = R['sidecar-auto'];
   const yes = (ok) => (ok == null ? 'n/a' : ok ? 'MET' : 'NOT MET');
+  const f = R['node-floor'] ?? {};
   const goals = [
-    ['full handshakes/s >= nginx (P-256, one worker each)', `${fmt(s1.handshakes.p256.rate)} vs ${fmt(n.handshakes?.p256.rate)} (per CPU-s: ${fmt(s1.handshakes.p256.perTargetCpuSecond)} vs ${fmt(n.handshakes?.p256.perTargetCpuSecond)})`, yes(n.handshakes ? s1.handshakes.p256.rate >= n.handshakes.p256.rate : null)],
-    ['full handshakes/s >= nginx (RSA-2048)', `${fmt(s1.handshakes.rsa2048.rate)} vs ${fmt(n.handshakes?.rsa2048.rate)}`, yes(n.handshakes ? s1.handshakes.rsa2048.rate >= n.handshakes.rsa2048.rate : null)],
-    ['keep-alive req/s >= 0.5x nginx (one worker each)', `${ratio(s1.keepAlive.rps, n.keepAlive?.rps)} (CPU per request: ${ratio(n.keepAlive?.targetCpuUsPerRequest, s1.keepAlive.targetCpuUsPerRequest)})`, yes(n.keepAlive ? s1.keepAlive.rps >= 0.5 * n.keepAlive.rps : null)],
-    [`workers: auto scales with cores (${env.cpus})`, `${ratio(sa.keepAlive.rps, s1.keepAlive.rps)} req/s, ${ratio(sa.handshakes.p256.rate, s1.handshakes.p256.rate)} handshakes/s`, sa.keepAlive.rps >= 1.5 * s1.keepAlive.rps ? 'MET' : 'NOT MET (see README: 2 cores shared with client+upstream)'],
-    ['p99 added latency < 1 ms at half peak', `${fmt(L.addedP99Ms, 3)} ms`, yes(L.addedP99Ms < 1)],
-    [`${CFG.idleConnections} idle mTLS connections in < 600 MB RSS`, `${fmt(MB(s1.idle.rssWithBytes), 1)} MB (${s1.idle.established} established)`, CFG.idleConnections !== 10000 ? 'n/a (needs 10,000: a full run)' : yes(s1.idle.established === CFG.idleConnections ? s1.idle.rssWithBytes < 600 * 1048576 : null)],
-    ['warm revocation check adds < 2 % to a handshake', `${fmt(V.costPercent, 1)} % (per CPU-s: ${fmt(V.costPercentPerCpu, 1)} %)`, yes(V.costPercent < 2)],
+    ['full handshakes/s >= nginx (P-256, one worker each)', `${fmt(s1.handshakes.p256.rate)} vs ${fmt(n.handshakes?.p256.rate)} (per CPU-s: ${fmt(s1.handshakes.p256.perTargetCpuSecond)} vs ${fmt(n.handshakes?.p256.perTargetCpuSecond)})`, yes(n.handshakes ? s1.handshakes.p256.rate >= n.handshakes.p256.rate : null), f.handshakes ? `${fmt(f.handshakes.p256.rate)} (per CPU-s: ${fmt(f.handshakes.p256.perTargetCpuSecond)})` : '—'],
+    ['full handshakes/s >= nginx (RSA-2048)', `${fmt(s1.handshakes.rsa2048.rate)} vs ${fmt(n.handshakes?.rsa2048.rate)}`, yes(n.handshakes ? s1.handshakes.rsa2048.rate >= n.handshakes.rsa2048.rate : null), f.handshakes ? fmt(f.handshakes.rsa2048.rate) : '—'],
+    ['keep-alive req/s >= 0.5x nginx (one worker each)', `${ratio(s1.keepAlive.rps, n.keepAlive?.rps)} (CPU per request: ${ratio(n.keepAlive?.targetCpuUsPerRequest, s1.keepAlive.targetCpuUsPerRequest)})`, yes(n.keepAlive ? s1.keepAlive.rps >= 0.5 * n.keepAlive.rps : null), f.keepAlive ? `${ratio(f.keepAlive.rps, n.keepAlive?.rps)} (${fmt(f.keepAlive.targetCpuUsPerRequest, 1)} µs/request)` : '—'],
+    [`workers: auto scales with cores (${env.cpus})`, `${ratio(sa.keepAlive.rps, s1.keepAlive.rps)} req/s, ${ratio(sa.handshakes.p256.rate, s1.handshakes.p256.rate)} handshakes/s`, sa.keepAlive.rps >= 1.5 * s1.keepAlive.rps ? 'MET' : 'NOT MET (see README: 2 cores shared with client+upstream)', '—'],
+    ['p99 added latency < 1 ms at half peak', `${fmt(L.addedP99Ms, 3)} ms`, yes(L.addedP99Ms < 1), '—'],
+    [`${CFG.idleConnections} idle mTLS connections in < 600 MB RSS`, `${fmt(MB(s1.idle.rssWithBytes), 1)} MB (${s1.idle.established} established)`, CFG.idleConnections !== 10000 ? 'n/a (needs 10,000: a full run)' : yes(s1.idle.established === CFG.idleConnections ? s1.idle.rssWithBytes < 600 * 1048576 : null), f.idle ? `${fmt(MB(f.idle.rssWithBytes), 1)} MB` : '—'],
+    ['warm revocation check adds < 2 % to a handshake', `${fmt(V.costPercent, 1)} % (per CPU-s: ${fmt(V.costPercentPerCpu, 1)} %)`, yes(V.costPercent < 2), '—'],
   ];
-  printTable('Targets of the performance issue', ['target', 'measured', ''], goals);
+  printTable("Targets of the performance issue (node floor: what a bare Node https + undici proxy reaches in the same run)", ['target', 'measured', '', 'node floor'], goals);
 
   if (R.cpuProfile?.topFunctions) {
     printTable(`CPU profile of the sidecar (workers: 1) under keep-alive load (${fmt(R.cpuProfile.keepAliveRps)} req/s): self time by area (shares of ${R.cpuProfile.busyMs} ms busy; whole process life, start-up included)`, ['area', 'self ms', 'share'], R.cpuProfile.topAreas.map((x) => [x.name, x.selfMs, x.share]));
@@ -955,7 +976,7 @@ function report(env, R) {
 
   mkdirSync(join(HERE, 'results'), { recursive: true });
   const file = join(HERE, 'results', `side-by-side-${env.startedAt.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify({ env, results: R, goals: goals.map(([target, measured, verdict]) => ({ target, measured, verdict })) }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ env, results: R, goals: goals.map(([target, measured, verdict, nodeFloor]) => ({ target, measured, verdict, nodeFloor })) }, null, 2)}\n`);
   console.log(`\nAll figures: ${file}  (run took ${fmt(env.seconds)} s)`);
 }
 
