@@ -116,10 +116,14 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     observer.handshakeFailed?.(reasonForTlsClientError(err), socket, err.code ?? err.message);
   });
 
-  function withVerdict(socket: TLSSocket, then: (v: Verdict) => void): void {
+  /**
+   * Calls `then(arg, verdict)` once the connection's verdict is known (at once unless a revocation
+   * check is still running). `arg` is passed through so the request path needs no closure.
+   */
+  function withVerdict<T>(socket: TLSSocket, arg: T, then: (arg: T, v: Verdict) => void): void {
     const state = states.get(socket);
-    if (state instanceof Promise) state.then(then, () => then(VERIFICATION_FAILED));
-    else then(state ?? NO_VERDICT);
+    if (state instanceof Promise) state.then((v) => then(arg, v), () => then(arg, VERIFICATION_FAILED));
+    else then(arg, state ?? NO_VERDICT);
   }
 
   function upstreamFailed(kind: UpstreamErrorKind, err: Error, req: IncomingMessage) {
@@ -132,9 +136,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     const flight = new RequestInFlight(req, res, socket, observer, upstreamFailed);
     (res as FlightCarrier)[FLIGHT] = flight;
     res.once('close', onResponseClosed);
-    const state = states.get(socket);
-    if (state instanceof Promise) state.then((v) => proceed(flight, v), () => proceed(flight, VERIFICATION_FAILED));
-    else proceed(flight, state ?? NO_VERDICT);
+    withVerdict(socket, flight, proceed);
   });
 
   function proceed(flight: RequestInFlight, verdict: Verdict): void {
@@ -152,7 +154,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const tlsSocket = req.socket as TLSSocket;
     socket.on('error', () => socket.destroy());
-    withVerdict(tlsSocket, (verdict) => {
+    withVerdict(tlsSocket, undefined, (_, verdict) => {
       if (!verdict.ok) {
         if (options.failureMode === 'http') writeRawJsonError(socket, statusForReason(verdict.reason), { error: REJECTED, reason: verdict.reason });
         else socket.destroy();

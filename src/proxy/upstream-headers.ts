@@ -44,7 +44,10 @@ const UPGRADE = 4; // kept for an upgrade, dropped otherwise
 const TRANSFER_ENCODING = 5; // likewise: undici frames a forwarded body itself
 const CONTENT_LENGTH = 6;
 const XFF = 7;
-const XF_KEPT = 8; // x-forwarded-proto/host/port in append mode: the client's stays if present
+// x-forwarded-proto/host/port in append mode: the client's stays if present, else ours is added.
+const XF_PROTO = 8;
+const XF_HOST = 9;
+const XF_PORT = 10;
 type Kind = number;
 
 /** Always dropped: hop-by-hop, and `expect` (Node has already answered `100 Continue`). */
@@ -52,6 +55,13 @@ const HOP_BY_HOP = new Set(['keep-alive', 'proxy-connection', 'te', 'trailer', '
 const FORWARDED = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port']);
 /** A client cannot make us drop these by listing them in Connection: they frame the request. */
 const NOT_LISTABLE = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
+/** What each forwarded header is in append mode (`forwarded` itself is kept as sent). */
+const APPEND_KINDS = new Map<string, Kind>([
+  ['x-forwarded-for', XFF],
+  ['x-forwarded-proto', XF_PROTO],
+  ['x-forwarded-host', XF_HOST],
+  ['x-forwarded-port', XF_PORT],
+]);
 /** Distinct client header names whose verdicts are cached; past it the cache starts over. */
 const NAME_CACHE_LIMIT = 512;
 
@@ -63,7 +73,7 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
   function kindOfNormalised(n: string): Kind {
     if (strip.has(n)) return DROP;
     if (HOP_BY_HOP.has(n)) return DROP;
-    if (FORWARDED.has(n)) return mode === 'replace' ? DROP : n === 'x-forwarded-for' ? XFF : n === 'forwarded' ? KEEP : XF_KEPT;
+    if (FORWARDED.has(n)) return mode === 'replace' ? DROP : (APPEND_KINDS.get(n) ?? KEEP);
     switch (n) {
       case 'host':
         return HOST;
@@ -145,13 +155,15 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
         case XFF:
           priorFor = priorFor === undefined ? value : `${priorFor}, ${value}`;
           continue;
-        case XF_KEPT: {
-          const n = name.toLowerCase();
-          if (n === 'x-forwarded-proto') hasProto = true;
-          else if (n === 'x-forwarded-host') hasHost = true;
-          else hasPort = true;
+        case XF_PROTO:
+          hasProto = true;
           break;
-        }
+        case XF_HOST:
+          hasHost = true;
+          break;
+        case XF_PORT:
+          hasPort = true;
+          break;
       }
       out.push(name, value);
     }
