@@ -5,25 +5,26 @@
  * nor be rewritten differently by the next HTTP implementation on the way.
  */
 
-// Printable ASCII except the list and parameter delimiters of HTTP field values.
+// Printable ASCII except the list and parameter delimiters of HTTP field values, and `%` (the escape).
 const TOKEN_SAFE = /^[\x21-\x7e]*$/;
-const TOKEN_UNSAFE_PRINTABLE = new Set([...',";'].map((c) => c.charCodeAt(0)));
+const TOKEN_RESERVED = /[,";%]/;
+const TOKEN_UNSAFE_PRINTABLE = new Set([...',";%'].map((c) => c.charCodeAt(0)));
 const XFCC_NEEDS_QUOTES = /[,;="\\ ]/;
 
 /**
  * Percent-encodes (`%XX` of the UTF-8 bytes, upper-case hex) every byte outside printable ASCII
- * 0x21-0x7E, plus `,` `"` and `;`, so the result can stand alone in a header value or as one item
- * of a comma-separated list. Space becomes `%20`.
+ * 0x21-0x7E, plus `,` `"` `;` and `%` itself; every other byte is copied. The result can stand
+ * alone in a header value or as one item of a comma-separated list, and the encoding is injective:
+ * percent-decoding (`decodeURIComponent`) gives the input back exactly, so two different device
+ * ids never share a header value (`a,b` → `a%2Cb`, `a%2Cb` → `a%252Cb`).
  *
- * `%` itself is left alone: SAN URIs are already percent-encoded by RFC 3986, and encoding `%`
- * would turn `urn:a%20b` into `urn:a%2520b`, unreadable and no longer equal to the URI as
- * issued. The price is that the encoding is not reversible: `a,b` and `a%2Cb` both give
- * `a%2Cb` (and for URIs RFC 3986 does not hold `,` and `%2C` equivalent). Consumers that need the
- * exact value must use the certificate itself (RFC 9440 `Client-Cert`, see {@link sfBinary}).
- * A lone UTF-16 surrogate is encoded as U+FFFD. Pure; never throws.
+ * The price: a SAN URI that is itself percent-encoded is encoded again (`urn:a%20b` →
+ * `urn:a%2520b`); decode once to get the URI as issued. The one input that does not round-trip
+ * is a lone UTF-16 surrogate: it has no UTF-8 form and is encoded as U+FFFD (`%EF%BF%BD`), so
+ * decoding gives `value.toWellFormed()`. Pure; never throws.
  */
 export function encodeHeaderToken(value: string): string {
-  if (TOKEN_SAFE.test(value) && !/[,";]/.test(value)) return value;
+  if (TOKEN_SAFE.test(value) && !TOKEN_RESERVED.test(value)) return value;
   return percentEncode(value, (b) => b < 0x21 || b > 0x7e || TOKEN_UNSAFE_PRINTABLE.has(b));
 }
 
