@@ -3,7 +3,8 @@
  * the flat `[name, value, …]` list undici and node:http take as is. It drops hop-by-hop headers
  * (RFC 9110 §7.6.1) and the names the Connection header lists, every inbound header that collides
  * with the identity surface, and (in `replace` mode) the client's X-Forwarded-* and Forwarded;
- * then it appends ours and the verified identity's.
+ * then it appends ours and the verified identity's. An upgrade keeps the client's `Upgrade` and
+ * gets a Connection header of exactly `upgrade`, whatever else the client listed.
  *
  * Why one pass over `rawHeaders`: the old path materialised `req.headers`, rewrote it in place
  * with `delete` (which turns the object into a slow dictionary), copied it, and let undici walk
@@ -105,16 +106,15 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
   }
 
   return function build(raw, socket, identity, upgrade) {
-    // Names the Connection header lists are hop-by-hop too (plain requests only: an upgrade
-    // needs its `Connection: upgrade`). Looked for first, since Connection may come last.
+    // Names the Connection header lists are hop-by-hop too, for upgrades as well: otherwise
+    // `Connection: upgrade, authorization` would forward what a plain request drops. Only
+    // `upgrade` survives on an upgrade, which needs it. Looked for first, since Connection may come last.
     let listed: Set<string> | undefined;
-    if (!upgrade) {
-      for (let i = 0; i < raw.length; i += 2) {
-        if (kindOf(raw[i]!) !== CONNECTION) continue;
-        for (const token of raw[i + 1]!.split(',')) {
-          const name = normalizeHeaderName(token.trim());
-          if (name && !NOT_LISTABLE.has(name)) (listed ??= new Set()).add(name);
-        }
+    for (let i = 0; i < raw.length; i += 2) {
+      if (kindOf(raw[i]!) !== CONNECTION) continue;
+      for (const token of raw[i + 1]!.split(',')) {
+        const name = normalizeHeaderName(token.trim());
+        if (name && !NOT_LISTABLE.has(name) && !(upgrade && name === 'upgrade')) (listed ??= new Set()).add(name);
       }
     }
 
@@ -144,6 +144,7 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
           if (!upgrade) continue;
           break;
         case CONNECTION:
+          continue; // never the client's list: an upgrade gets exactly `connection: upgrade` below
         case UPGRADE:
           if (!upgrade) continue;
           break;
@@ -168,6 +169,7 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
       out.push(name, value);
     }
 
+    if (upgrade) out.push('connection', 'upgrade');
     if (rewriteHostTo !== undefined) out.push('host', rewriteHostTo);
     const remote = socket.remoteAddress ?? '';
     out.push('x-forwarded-for', priorFor === undefined ? remote : `${priorFor}, ${remote}`);
