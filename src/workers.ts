@@ -13,7 +13,7 @@ import { startAdminServer } from './admin/index.js';
 import type { SidecarConfig } from './config/index.js';
 import { handleSignals } from './lifecycle.js';
 import { createLogger } from './logging.js';
-import { startSidecar } from './serve.js';
+import { startSidecar } from './serve/index.js';
 
 type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' };
 type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' };

@@ -11,6 +11,11 @@
  *   # What the proxy does when no method could say good/revoked: fail-closed rejects the client,
  *   # fail-open lets it through (and logs).
  *   onUnknown: fail-closed
+ *   # The CA certificates of the verified path below the root (intermediates): required checks
+ *   # them exactly like the leaf; if-published checks each one that some source can speak about
+ *   # (a loaded CRL of its issuer, a distribution point or OCSP URL it names, a configured CRL
+ *   # source not yet attributed) and lets pass one that none can; skip checks only the leaf.
+ *   intermediates: if-published
  *   # Certificates remembered (LRU) so that a later CRL/OCSP refresh can report them revoked and
  *   # the proxy can close their open connections.
  *   maxTrackedCertificates: 100000
@@ -95,6 +100,10 @@ export const revocationSchema = z.strictObject({
     .default('crl-then-ocsp')
     .describe('methods asked, in order; the second only when the first answers unknown'),
   onUnknown: z.enum(['fail-closed', 'fail-open']).default('fail-closed').describe('proxy decision when the status is unknown'),
+  intermediates: z
+    .enum(['required', 'if-published', 'skip'])
+    .default('if-published')
+    .describe('revocation of the CA certificates below the root: like the leaf, when a source covers them, or not at all'),
   maxTrackedCertificates: nonNegativeInt().default(100_000).describe('certificates remembered for onRevoked events'),
   crl: crlSchema.prefault({}).describe('CRL sources and refresh'),
   ocsp: ocspSchema.prefault({}).describe('OCSP client, cache and verification'),

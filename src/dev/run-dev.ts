@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { loadConfigFile } from '../config/index.js';
-import { startSidecar, type RunningSidecar } from '../serve.js';
+import { startSidecar, type RunningSidecar } from '../serve/index.js';
 import { ensureDevPki, type DevPki } from './dev-pki.js';
 import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
 

@@ -4,8 +4,9 @@
  * Each is sync and throws `SidecarError` (reason 'der') on a malformed extension; callers decide
  * whether that means "no URL" or "reject".
  */
+import type { X509Certificate } from 'node:crypto';
 import type { CertFields } from './cert-fields.js';
-import { extensionRoot, uriNamesOf } from './cert-fields.js';
+import { extensionRoot, parseCertificate, uriNamesOf } from './cert-fields.js';
 import { TAG, childrenOf, contextTag, readOid } from './der.js';
 
 /** Extension and access-method OIDs. */
@@ -81,4 +82,31 @@ export function isCaCertificate(cert: CertFields): boolean {
   if (ext === undefined) return false;
   const [first] = childrenOf(ext.value, extensionRoot(ext.value));
   return first?.tag === TAG.BOOLEAN && ext.value[first.contentStart] !== 0;
+}
+
+/**
+ * The pathLenConstraint of basicConstraints: how many CA certificates may follow this one below
+ * it in a path; `undefined` when absent (unlimited) or when the certificate is not a CA.
+ */
+export function pathLengthConstraint(cert: CertFields): number | undefined {
+  const ext = cert.extensions.get(OID.basicConstraints);
+  if (ext === undefined) return undefined;
+  const parts = childrenOf(ext.value, extensionRoot(ext.value));
+  const len = parts.find((p) => p.tag === TAG.INTEGER);
+  if (len === undefined) return undefined;
+  // A negative length is malformed: read it as the most restrictive value.
+  if (((ext.value[len.contentStart] ?? 0) & 0x80) !== 0) return 0;
+  let n = 0;
+  for (let i = len.contentStart; i < len.end; i++) n = n * 256 + (ext.value[i] as number);
+  // More than 2^32 CA levels is "unlimited" for any path we would build.
+  return len.end - len.contentStart > 4 ? undefined : n;
+}
+
+/** {@link pathLengthConstraint} of a Node certificate. Sync; never throws (unreadable DER gives 0). */
+export function readPathLengthConstraint(cert: X509Certificate): number | undefined {
+  try {
+    return pathLengthConstraint(parseCertificate(cert.raw));
+  } catch {
+    return 0; // unreadable constraints: allow no CA below it (fail closed)
+  }
 }

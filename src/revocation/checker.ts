@@ -4,7 +4,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type { RevocationOptions } from '../config/index.js';
-import { crlDistributionPointUrls } from './cert-extensions.js';
+import { crlDistributionPointUrls, ocspResponderUrls } from './cert-extensions.js';
 import { parseCertificate, type CertFields } from './cert-fields.js';
 import { createCrlSources } from './crl-sources.js';
 import { createCrlStore, type CertScopeFacts } from './crl-store.js';
@@ -23,12 +23,13 @@ const METHODS: Readonly<Record<RevocationOptions['mode'], readonly Method[]>> = 
   'ocsp-then-crl': ['ocsp', 'crl'],
 };
 
-/** What a check needs of a leaf certificate, derived once per certificate object. */
+/** What a check needs of a certificate, derived once per certificate object. */
 interface LeafFacts {
   readonly leaf: CertFields;
   readonly scope: CertScopeFacts;
   readonly issuerCert: X509Certificate;
   readonly issued: boolean;
+  readonly namesOcspResponder: boolean;
 }
 
 /** Issuers learned from verified chains (intermediates sent by clients), kept in an LRU. */
@@ -39,6 +40,14 @@ function distributionPointsOf(leaf: CertFields): string[] {
     return crlDistributionPointUrls(leaf);
   } catch {
     return []; // a malformed CDP extension is treated as absent
+  }
+}
+
+function namesOcspResponder(cert: CertFields): boolean {
+  try {
+    return ocspResponderUrls(cert).length > 0;
+  } catch {
+    return false;
   }
 }
 
@@ -87,14 +96,22 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
       scope: { cdpUrls: distributionPointsOf(leaf), isCa: leafCert.ca },
       issuerCert,
       issued: leafCert.checkIssued(issuerCert),
+      namesOcspResponder: namesOcspResponder(leaf),
     };
     leaves.set(leafCert, facts);
     return facts;
   };
 
-  const checkCrl = (leaf: CertFields, facts: CertScopeFacts, issuer: IssuerInfo): RevocationResult | Promise<RevocationResult> => {
-    sources?.discover(facts.cdpUrls);
-    const first = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
+  const checkCrl = async (leaf: CertFields, facts: CertScopeFacts, issuer: IssuerInfo): Promise<RevocationResult> => {
+    sources?.discover(facts.cdpUrls, issuer.keyHash);
+    let first = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
+    // After a CA reload every source is read again; a client of a newly trusted CA waits for
+    // that (bounded by crl.fetchTimeoutMs) instead of being refused while it runs.
+    const revalidating = first.status === 'unknown' ? sources?.revalidating() : undefined;
+    if (revalidating !== undefined) {
+      await revalidating;
+      first = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
+    }
     const loading = first.status === 'unknown' && facts.cdpUrls.some((u) => sources?.isLoading(u));
     if (!loading || !sources) return { status: first.status, method: 'crl', cached: true, detail: first.detail };
     // The first client of a new distribution point waits for its first download (bounded by
@@ -111,17 +128,32 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
     return { status: r.status, method: 'ocsp', cached: r.cached, detail: r.detail };
   };
 
+  /**
+   * Whether any source could speak about this CA certificate: a loaded CRL of its issuer, a
+   * distribution point or OCSP responder it names, or a configured CRL source that has not yet
+   * yielded a CRL (it may be that issuer's). Used by `intermediates: if-published`.
+   */
+  const caHasSource = (leaf: LeafFacts, issuer: IssuerInfo): boolean =>
+    (methods.includes('crl') &&
+      (store.hasIssuer(issuer.keyHash) || (options.crl.fetchDistributionPoints && leaf.scope.cdpUrls.some((u) => u.startsWith('http://'))) || (sources?.hasUnattributed() ?? false))) ||
+    (methods.includes('ocsp') && leaf.namesOcspResponder);
+
   return {
-    async check(leafCert, issuerCert) {
+    async check(leafCert, issuerCert, role = 'leaf') {
       if (closed) return { status: 'unknown', method: 'none', cached: false, detail: 'revocation checker closed' };
       if (methods.length === 0) return { status: 'good', method: 'none', cached: false, detail: 'revocation checking disabled' };
+      if (role === 'ca' && options.intermediates === 'skip') return { status: 'good', method: 'none', cached: false, detail: 'CA certificates not checked (intermediates: skip)' };
       try {
-        const { leaf, scope: facts, issued } = leafFacts(leafCert, issuerCert);
+        const facts0 = leafFacts(leafCert, issuerCert);
+        const { leaf, scope: facts, issued } = facts0;
         if (!issued) {
           return { status: 'unknown', method: 'none', cached: false, detail: 'the given issuer did not issue this certificate' };
         }
         const { info: issuer, isNew } = issuers.learn(issuerCert);
         if (isNew) sources?.retryUnknownIssuers();
+        if (role === 'ca' && options.intermediates === 'if-published' && !caHasSource(facts0, issuer)) {
+          return { status: 'good', method: 'none', cached: true, detail: 'no CRL or OCSP source covers this CA certificate' };
+        }
         const tried: RevocationResult[] = [];
         for (const method of methods) {
           const r = method === 'crl' ? await checkCrl(leaf, facts, issuer) : await checkOcsp(leaf, issuer);
@@ -143,6 +175,12 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
     },
     onRevoked(listener) {
       events.subscribe(listener);
+    },
+    setTrustedCas(cas) {
+      if (closed) return Promise.resolve();
+      const removed = issuers.replaceTrusted(cas);
+      if (removed.size > 0) store.dropIssuers(removed);
+      return sources?.revalidateAll() ?? Promise.resolve();
     },
     ready() {
       return sources?.ready() ?? Promise.resolve();

@@ -33,7 +33,7 @@ export interface LoadedCrl {
 export interface CrlLoadFailure {
   /** Position of the CRL in a multi-CRL PEM (0 for DER). */
   readonly index: number;
-  /** Stable reason: 'pem' | 'der' | 'crl-unsupported' | 'issuer-unknown' | 'signature' | 'aborted'. */
+  /** Stable reason: 'pem' | 'der' | 'crl-unsupported' | 'issuer-unknown' | 'issuer-mismatch' | 'signature' | 'aborted'. */
   readonly reason: string;
   readonly message: string;
 }
@@ -45,6 +45,12 @@ export interface LoadCrlsDeps {
   readonly reuse: (signatureHex: string) => LoadedCrl | undefined;
   readonly sliceMs: number;
   readonly signal?: AbortSignal;
+  /**
+   * The issuers (key hashes) this source may speak for; undefined: any trusted issuer. A CRL
+   * validly signed by another CA is refused (reason 'issuer-mismatch'), so a distribution point
+   * can never replace or add the CRL of an issuer whose certificates did not name it.
+   */
+  readonly boundTo?: ReadonlySet<string> | undefined;
 }
 
 /**
@@ -81,7 +87,7 @@ async function loadOne(der: Buffer, deps: LoadCrlsDeps): Promise<LoadedCrl | { r
   const header = parseCrlHeader(der);
   const signatureHex = Buffer.from(header.signature).toString('hex');
   const previous = deps.reuse(signatureHex);
-  if (previous !== undefined) return previous;
+  if (previous !== undefined && (deps.boundTo === undefined || deps.boundTo.has(previous.issuerKeyHash))) return previous;
   const candidates = deps.issuers.byName(header.issuerName);
   if (candidates.length === 0) return { reason: 'issuer-unknown', message: 'no trusted CA has this CRL issuer name' };
   let signer: IssuerInfo | undefined;
@@ -99,6 +105,9 @@ async function loadOne(der: Buffer, deps: LoadCrlsDeps): Promise<LoadedCrl | { r
     why = verdict.reason;
   }
   if (signer === undefined) return { reason: 'signature', message: `CRL not signed by any trusted CA of that name (${why})` };
+  if (deps.boundTo !== undefined && !deps.boundTo.has(signer.keyHash)) {
+    return { reason: 'issuer-mismatch', message: `CRL of ${signer.cert.subject.replace(/\n/g, ', ')} served where only the CRL of the certificates' own issuer is accepted` };
+  }
   const serials = await collectRevokedSerials(header, {
     sliceMs: deps.sliceMs,
     ...(deps.signal === undefined ? {} : { signal: deps.signal }),

@@ -9,6 +9,9 @@
  *   (5 s doubling, capped at the interval).
  * - Parsing is serialized through one queue: two 1M-entry CRLs never load at once (memory peak).
  * - A CRL that fails to load never removes the previous one from the same source.
+ * - A discovered distribution point is bound to the issuers whose verified certificates named it:
+ *   a CRL of any other CA found there is refused, so it cannot replace theirs. Configured files
+ *   and URLs are the operator's and may carry the CRL of any trusted CA.
  */
 import { stat, readFile } from 'node:fs/promises';
 import type { RevocationOptions } from '../config/index.js';
@@ -38,16 +41,26 @@ export interface CrlSources {
   /** Resolves when every configured file and URL has been attempted once. Never rejects. */
   ready(): Promise<void>;
   /**
-   * Registers distribution-point URLs seen in a certificate; unseen http:// ones (up to
-   * `maxDistributionPoints`) start loading in the background. Sync; never throws.
+   * Registers distribution-point URLs seen in a certificate issued by `issuerKeyHash` (from a
+   * verified path); unseen http:// ones (up to `maxDistributionPoints`) start loading in the
+   * background, bound to that issuer. Sync; never throws.
    */
-  discover(urls: readonly string[]): void;
+  discover(urls: readonly string[], issuerKeyHash: string): void;
   /** True if `url` is a source (configured or discovered) that has not completed a first attempt. */
   isLoading(url: string): boolean;
   /** Settles once every known source among `urls` completed its first attempt (bounded by the fetch timeout). */
   firstAttempts(urls: readonly string[]): Promise<void>;
   /** Re-runs sources whose CRL named an issuer we did not know (called when one is learned). */
   retryUnknownIssuers(): void;
+  /**
+   * The trusted CAs changed: every source is read again in full (no validators, no reuse of a
+   * CRL whose signer is gone). Resolves when each has been attempted once; never rejects.
+   */
+  revalidateAll(): Promise<void>;
+  /** The pending `revalidateAll()`, if one is running. */
+  revalidating(): Promise<void> | undefined;
+  /** True while a configured file or URL has never yielded a CRL: it might be any issuer's. */
+  hasUnattributed(): boolean;
   /** Stops timers and aborts fetches and parses. Idempotent. */
   close(): void;
 }
@@ -65,8 +78,14 @@ interface Source {
   lastModified?: string;
   failures: number;
   waitingForIssuer: boolean;
+  /** Set when the next run must read in full, ignoring the file's stat and the URL's validators. */
+  forceFull: boolean;
+  /** For discovered distribution points: the issuers whose certificates named this URL. */
+  readonly boundTo?: Set<string>;
   readonly firstAttempt: Promise<void>;
   markAttempted: () => void;
+  /** Resolvers of revalidations waiting for this source's next completed run. */
+  waiters: Array<() => void>;
 }
 
 const BACKOFF_BASE_MS = 5_000;
@@ -87,7 +106,8 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     return run;
   };
 
-  const add = (kind: Source['kind'], location: string): Source => {
+  let revalidation: Promise<void> | undefined;
+  const add = (kind: Source['kind'], location: string, boundTo?: string): Source => {
     let markAttempted = (): void => undefined;
     const firstAttempt = new Promise<void>((resolve) => (markAttempted = resolve));
     const source: Source = {
@@ -99,8 +119,11 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       attempted: false,
       failures: 0,
       waitingForIssuer: false,
+      forceFull: false,
       firstAttempt,
       markAttempted,
+      waiters: [],
+      ...(boundTo === undefined ? {} : { boundTo: new Set([boundTo]) }),
     };
     sources.set(location, source);
     queueMicrotask(() => void run(source));
@@ -110,9 +133,11 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
   const applyBytes = (source: Source, bytes: Buffer): Promise<void> =>
     serialized(async () => {
       if (closed) return;
-      const held = new Map(deps.store.crlsOf(source.id).map((c) => [c.signatureHex, c]));
+      // A held CRL is reused without re-verifying only while its signer is still trusted.
+      const held = new Map(deps.store.crlsOf(source.id).filter((c) => deps.issuers.knows(c.issuerKeyHash)).map((c) => [c.signatureHex, c]));
       const { crls, failures } = await loadCrls(bytes, {
         issuers: deps.issuers,
+        boundTo: source.boundTo,
         reuse: (sig) => held.get(sig),
         sliceMs: deps.sliceMs ?? 5,
         signal: abort.signal,
@@ -244,6 +269,12 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     source.running = true;
     clearTimeout(source.timer);
     let delay = options.filePollIntervalSeconds * 1000;
+    if (source.forceFull) {
+      source.forceFull = false;
+      source.statKey = undefined;
+      source.etag = undefined;
+      source.lastModified = undefined;
+    }
     try {
       if (source.kind === 'file') await pollFile(source);
       else delay = await fetchUrl(source);
@@ -253,6 +284,8 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       source.running = false;
       source.attempted = true;
       source.markAttempted();
+      // Waiters registered during this run wait for the re-run it owes them.
+      if (!source.rerun) for (const resolve of source.waiters.splice(0)) resolve();
     }
     if (closed) return;
     if (source.rerun) {
@@ -273,10 +306,20 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
 
   return {
     ready: () => Promise.all(configured.map((s) => s.firstAttempt)).then(() => undefined),
-    discover(urls) {
+    discover(urls, issuerKeyHash) {
       if (closed || !options.fetchDistributionPoints) return;
       for (const url of urls) {
-        if (sources.has(url) || !url.startsWith('http://')) continue;
+        const known = sources.get(url);
+        if (known !== undefined) {
+          // Another issuer's certificates name the same URL: it may now carry that issuer's CRL too.
+          if (known.boundTo !== undefined && !known.boundTo.has(issuerKeyHash)) {
+            known.boundTo.add(issuerKeyHash);
+            known.forceFull = true;
+            void run(known);
+          }
+          continue;
+        }
+        if (!url.startsWith('http://')) continue;
         const discovered = sources.size - configured.length;
         if (discovered >= options.maxDistributionPoints) {
           if (!capLogged) logger.warn({ url, max: options.maxDistributionPoints }, 'too many CRL distribution points; ignoring new ones');
@@ -284,7 +327,7 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
           continue;
         }
         logger.info({ url }, 'CRL distribution point discovered; fetching in the background');
-        add('cdp', url);
+        add('cdp', url, issuerKeyHash);
       }
     },
     isLoading: (url) => sources.get(url)?.attempted === false,
@@ -292,12 +335,29 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     retryUnknownIssuers() {
       for (const source of sources.values()) if (source.waitingForIssuer) void run(source);
     },
+    revalidateAll() {
+      if (closed) return Promise.resolve();
+      const runs: Promise<void>[] = [];
+      for (const source of sources.values()) {
+        source.forceFull = true;
+        runs.push(new Promise<void>((resolve) => source.waiters.push(resolve)));
+        void run(source);
+      }
+      const all = Promise.all(runs).then(() => {
+        if (revalidation === all) revalidation = undefined;
+      });
+      revalidation = all;
+      return all;
+    },
+    revalidating: () => revalidation,
+    hasUnattributed: () => configured.some((s) => deps.store.crlsOf(s.id).length === 0),
     close() {
       closed = true;
       abort.abort();
       for (const source of sources.values()) {
         clearTimeout(source.timer);
         source.markAttempted();
+        for (const resolve of source.waiters.splice(0)) resolve();
       }
     },
   };

@@ -29,6 +29,10 @@ export interface CrlStore {
   apply(sourceId: string, crls: readonly LoadedCrl[], complete: boolean): ApplyOutcome;
   /** The CRLs `sourceId` currently contributes. */
   crlsOf(sourceId: string): LoadedCrl[];
+  /** True if some source holds a CRL of this issuer (current or stale). */
+  hasIssuer(issuerKeyHash: string): boolean;
+  /** Removes every CRL of these issuers from every source (their CA is no longer trusted). */
+  dropIssuers(issuerKeyHashes: ReadonlySet<string>): void;
   /** Sync, O(CRLs of that issuer); never throws. */
   lookup(issuerKeyHash: string, serialKey: string, cert: CertScopeFacts, now: number): { status: RevocationStatus; detail: string };
 }
@@ -90,6 +94,17 @@ export function createCrlStore(staleGraceMs: number): CrlStore {
       if (slots.size > 0) bySource.set(sourceId, slots);
       else bySource.delete(sourceId);
       return { changedIssuers, rollbacks };
+    },
+    hasIssuer: (issuerKeyHash) => byIssuer.has(issuerKeyHash),
+    dropIssuers(issuerKeyHashes) {
+      for (const [sourceId, slots] of bySource) {
+        for (const [slot, crl] of slots) {
+          if (!issuerKeyHashes.has(crl.issuerKeyHash)) continue;
+          slots.delete(slot);
+          unindex(crl);
+        }
+        if (slots.size === 0) bySource.delete(sourceId);
+      }
     },
     crlsOf(sourceId) {
       return [...(bySource.get(sourceId)?.values() ?? [])];

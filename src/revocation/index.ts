@@ -15,6 +15,7 @@
  */
 export { createRevocationChecker } from './checker.js';
 export { computeIssuerKeyHash } from './cert-fields.js';
+export { readPathLengthConstraint } from './cert-extensions.js';
 export type {
   RevocationChecker,
   RevocationDeps,

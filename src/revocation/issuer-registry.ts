@@ -2,10 +2,11 @@
  * The certificates allowed to sign CRLs (and to delegate OCSP signing): the trusted CA bundle, plus
  * issuers learned from `check()` calls.
  *
- * Why learn issuers: a client may send its intermediate in the handshake. Node has verified that
- * chain up to a trusted root before `check()` runs, so the intermediate is as trustworthy as the
- * bundle, and a CRL signed by it (typically found via a leaf's distribution point) must be
- * verifiable. Learned issuers are bounded (LRU) so a flood of chains cannot grow memory.
+ * Why learn issuers: a client may send its intermediate in the handshake. `check()` is only given
+ * issuers from a path the verifier built with checked signatures up to a configured root, so the
+ * intermediate is as trustworthy as the bundle, and a CRL signed by it (typically found via a
+ * leaf's distribution point) must be verifiable. Learned issuers are bounded (LRU) so a flood of
+ * chains cannot grow memory, and forgotten when the bundle changes (they may hang off a removed root).
  *
  * Learning cannot be abused to forge revocation state for someone else: CRLs are stored under the
  * key hash of the issuer whose key verified them, and lookups use the key of the issuer passed to
@@ -33,6 +34,14 @@ export interface IssuerRegistry {
   learn(cert: X509Certificate): { info: IssuerInfo; isNew: boolean };
   /** Issuers whose subject Name has exactly these DER bytes (several during a key rollover). */
   byName(name: Uint8Array): IssuerInfo[];
+  /** True while an issuer with this key hash is configured or learned. */
+  knows(keyHash: string): boolean;
+  /**
+   * Replaces the configured CAs (a reload changed the bundle) and forgets every learned issuer.
+   * Returns the key hashes that were configured before and are not now. Sync; throws
+   * `SidecarError` if a new certificate cannot be parsed, before changing anything.
+   */
+  replaceTrusted(trusted: readonly X509Certificate[]): Set<string>;
 }
 
 function identityOf(info: IssuerInfo): string {
@@ -54,19 +63,21 @@ function identityOfCert(cert: X509Certificate): string {
  * issuers. Sync; throws `SidecarError` if a trusted certificate cannot be parsed.
  */
 export function createIssuerRegistry(trusted: readonly X509Certificate[], maxLearned: number): IssuerRegistry {
-  const byNameIndex = new Map<string, Map<string, IssuerInfo>>();
+  let byNameIndex = new Map<string, Map<string, IssuerInfo>>();
   const index = (info: IssuerInfo): void => {
     const name = Buffer.from(info.fields.subjectName).toString('latin1');
     let bucket = byNameIndex.get(name);
     if (bucket === undefined) byNameIndex.set(name, (bucket = new Map()));
     bucket.set(identityOf(info), info);
   };
-  const pinned = new Map<string, IssuerInfo>();
-  for (const cert of trusted) {
-    const info = describe(cert);
-    pinned.set(identityOf(info), info);
-    index(info);
-  }
+  let pinned = new Map<string, IssuerInfo>();
+  const pin = (certs: readonly X509Certificate[]): void => {
+    const next = new Map(certs.map((cert) => describe(cert)).map((info) => [identityOf(info), info] as const));
+    pinned = next;
+    byNameIndex = new Map();
+    for (const info of next.values()) index(info);
+  };
+  pin(trusted);
   const learned = new LRUCache<string, IssuerInfo>({
     max: Math.max(1, maxLearned),
     dispose: (info, id) => {
@@ -92,6 +103,18 @@ export function createIssuerRegistry(trusted: readonly X509Certificate[], maxLea
     },
     byName(name) {
       return [...(byNameIndex.get(Buffer.from(name).toString('latin1'))?.values() ?? [])];
+    },
+    knows(keyHash) {
+      for (const info of pinned.values()) if (info.keyHash === keyHash) return true;
+      for (const info of learned.values()) if (info.keyHash === keyHash) return true;
+      return false;
+    },
+    replaceTrusted(next) {
+      const before = new Set([...pinned.values()].map((i) => i.keyHash));
+      pin(next); // parses everything before assigning, so a bad certificate changes nothing
+      learned.clear(); // dispose() only unindexes from the old index, now replaced
+      for (const info of pinned.values()) before.delete(info.keyHash);
+      return before;
     },
   };
 }

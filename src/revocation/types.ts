@@ -35,16 +35,26 @@ export interface RevocationChecker {
   /**
    * Async; never throws or rejects (internal faults answer `unknown` and are logged). `leaf` is the
    * certificate to check, `issuer` the certificate that signed it, both from a chain Node's TLS
-   * has already verified. Works for any (certificate, issuer) pair, so intermediates can be
-   * checked too. Does not apply `onUnknown`: the caller maps `unknown` to accept or reject.
+   * has already verified. Works for any (certificate, issuer) pair of a verified path: `role`
+   * `ca` (default `leaf`) applies `intermediates` — `skip` answers good unasked, `if-published`
+   * answers good when no source could speak about that CA certificate, `required` treats it as a
+   * leaf. Does not apply `onUnknown`: the caller maps `unknown` to accept or reject.
    */
-  check(leaf: X509Certificate, issuer: X509Certificate): Promise<RevocationResult>;
+  check(leaf: X509Certificate, issuer: X509Certificate, role?: 'leaf' | 'ca'): Promise<RevocationResult>;
   /**
    * Subscribes to "now revoked" events: a newly loaded CRL or an OCSP refresh found that a
    * certificate seen by `check()` (and not already answered `revoked`) is revoked. Listeners are
    * called synchronously; one that throws is logged and does not affect the others.
    */
   onRevoked(listener: RevokedListener): void;
+  /**
+   * The trusted CA bundle changed (a reload): the CRL and OCSP signer set becomes `cas` (learned
+   * intermediates are forgotten and learned again from verified paths), CRLs of CAs no longer
+   * trusted are dropped, and every CRL source is read again. Sync swap; the promise resolves when
+   * the sources have been read (checks meanwhile wait for it rather than answer unknown). Throws
+   * `SidecarError` before changing anything if a certificate cannot be parsed.
+   */
+  setTrustedCas(cas: readonly X509Certificate[]): Promise<void>;
   /** Resolves once every configured CRL file and URL has been loaded once or has failed. Never rejects. */
   ready(): Promise<void>;
   /** Stops timers, aborts fetches, drops listeners. Idempotent; never rejects. Later checks answer `unknown`. */

@@ -1,19 +1,21 @@
 /**
  * Wires the revocation checker into the running sidecar: the gate the verifier consults for every
  * new connection, metrics from the checker's hooks, and the enforcement on long-lived
- * connections — a certificate that becomes revoked (a new CRL, an OCSP refresh) has its open
- * connections closed, within `crl.refreshIntervalSeconds` at the latest.
+ * connections — when any certificate of a connection's verified path (the leaf or a CA below the
+ * root) becomes revoked (a new CRL, an OCSP refresh), the connection is closed, within
+ * `crl.refreshIntervalSeconds` at the latest.
  */
 import type { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { RevocationOptions } from './config/index.js';
-import type { Metrics } from './metrics.js';
-import { formatRfc4514 } from './pki/index.js';
-import type { Pipeline } from './proxy/index.js';
-import { computeIssuerKeyHash, createRevocationChecker, type RevocationChecker } from './revocation/index.js';
-import type { RevocationGate, VerifiedIdentity } from './verify/index.js';
+import type { RevocationOptions } from '../config/index.js';
+import type { Metrics } from '../metrics.js';
+import { formatRfc4514 } from '../pki/index.js';
+import type { Pipeline } from '../proxy/index.js';
+import { computeIssuerKeyHash, createRevocationChecker, type RevocationChecker } from '../revocation/index.js';
+import type { RevocationGate, VerifiedIdentity } from '../verify/index.js';
+import type { TrustConsumer } from './trust-owner.js';
 
-export interface RevocationEnforcement {
+export interface RevocationEnforcement extends TrustConsumer {
   readonly gate: RevocationGate;
   /** Starts closing revoked connections of this pipeline. */
   enforceOn(pipeline: Pipeline): void;
@@ -74,15 +76,25 @@ export function createRevocationEnforcement(
     if (sockets.length) logger.warn({ event: 'revoked_connections_closed', count: sockets.length, detail: why }, 'closed connections of a certificate revoked since it connected');
   }
 
+  /** True if the certificate `serialHex` of the issuer with `issuerKeyHash` is in this path below its root. */
+  const pathHolds = (id: VerifiedIdentity, issuerKeyHash: string, serialHex: string): boolean => {
+    const certs = id.path.certificates;
+    for (let i = 0; i + 1 < certs.length; i++) {
+      if (certs[i]!.serialNumber.toUpperCase() === serialHex.toUpperCase() && keyHashOf(certs[i + 1]!) === issuerKeyHash) return true;
+    }
+    return false;
+  };
+
   return {
     gate: {
       onUnknown: options.onUnknown,
-      check: (leaf, issuer) => checker.check(leaf, issuer),
+      check: (cert, issuer, role) => checker.check(cert, issuer, role),
+    },
+    trustChanged(cas) {
+      void checker.setTrustedCas(cas).then(() => logger.info({ event: 'revocation_trust_changed', cas: cas.length }, 'revocation signers follow the new CA bundle; CRL sources read again'));
     },
     enforceOn(pipeline) {
-      checker.onRevoked((issuerKeyHash, serialHex) =>
-        closeConnections(pipeline, (id) => id.serialHex === serialHex && keyHashOf(id.issuerCertificate) === issuerKeyHash, 'revocation event'),
-      );
+      checker.onRevoked((issuerKeyHash, serialHex) => closeConnections(pipeline, (id) => pathHolds(id, issuerKeyHash, serialHex), 'revocation event'));
       // OCSP answers are only refreshed when asked, so open connections are re-asked on an
       // interval (cheap: answers are cached, refreshed ahead of expiry, single-flight).
       timer = setInterval(() => {
@@ -92,9 +104,12 @@ export function createRevocationEnforcement(
           return false;
         });
         for (const id of seen.values()) {
-          void checker.check(id.leafCertificate, id.issuerCertificate).then((r) => {
-            if (r.status === 'revoked') closeConnections(pipeline, (other) => other.fingerprintSha256 === id.fingerprintSha256, r.detail ?? 'revoked');
-          });
+          const certs = id.path.certificates;
+          for (let i = 0; i + 1 < certs.length; i++) {
+            void checker.check(certs[i]!, certs[i + 1]!, i === 0 ? 'leaf' : 'ca').then((r) => {
+              if (r.status === 'revoked') closeConnections(pipeline, (other) => other.fingerprintSha256 === id.fingerprintSha256, r.detail ?? 'revoked');
+            });
+          }
         }
       }, options.crl.refreshIntervalSeconds * 1000);
       timer.unref();

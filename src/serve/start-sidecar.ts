@@ -6,17 +6,18 @@ import { randomBytes, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Server } from 'node:https';
-import { startAdminServer, type AdminServer } from './admin/index.js';
-import type { SidecarConfig } from './config/index.js';
-import { SidecarError } from './errors.js';
+import { startAdminServer, type AdminServer } from '../admin/index.js';
+import type { SidecarConfig } from '../config/index.js';
+import { SidecarError } from '../errors.js';
 import { createRevocationEnforcement } from './enforce-revocation.js';
-import { compileHeaderPlan } from './identity/index.js';
-import { createLogger, createLogLimiter, type Logger } from './logging.js';
-import { createMetrics, type Metrics } from './metrics.js';
-import { formatRfc4514 } from './pki/index.js';
-import { attachPipeline, createForwarder, createTelemetry } from './proxy/index.js';
-import { createDataServer, createMaterialReloader, loadTlsMaterial, secureContextOptions, type TlsMaterial } from './tls/index.js';
-import { createPeerVerifier, createTrustIndex } from './verify/index.js';
+import { compileHeaderPlan } from '../identity/index.js';
+import { createLogger, createLogLimiter, type Logger } from '../logging.js';
+import { createMetrics, type Metrics } from '../metrics.js';
+import { formatRfc4514 } from '../pki/index.js';
+import { attachPipeline, createForwarder, createTelemetry } from '../proxy/index.js';
+import { createDataServer, createMaterialReloader, loadTlsMaterial, secureContextOptions, type TlsMaterial } from '../tls/index.js';
+import { createPeerVerifier } from '../verify/index.js';
+import { createTrustOwner } from './trust-owner.js';
 
 /** A started sidecar. */
 export interface RunningSidecar {
@@ -51,13 +52,13 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   const metrics = options.metrics ?? createMetrics();
   const material = loadTlsMaterial({ cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle });
   recordExpiries(metrics, material);
-  let trust = createTrustIndex(material.caCertificates);
-  let caPems = material.caPems.join('');
   const plan = compileHeaderPlan(config.identity);
   const revocation = createRevocationEnforcement(config.revocation, { trustedCas: material.caCertificates, logger, metrics });
+  const trust = createTrustOwner(material.caCertificates, material.caPems, revocation ? [revocation] : []);
+  let current = material;
   const verifier = createPeerVerifier({
     revocation: revocation?.gate,
-    trust: () => trust,
+    trust: trust.current,
     maxChainDepth: config.clientAuth.maxChainDepth,
     requireClientAuthEku: config.clientAuth.requireClientAuthEku,
     deviceIdRules: config.identity.deviceId,
@@ -78,11 +79,16 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     paths: { cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle },
     intervalMs: config.reload.intervalSeconds * 1000,
     apply(next) {
-      // Build everything first; setSecureContext throws on material OpenSSL rejects, before any swap.
-      const nextTrust = next.caPems.join('') === caPems ? trust : createTrustIndex(next.caCertificates);
-      server.setSecureContext(secureContextOptions(next, listenerOptions));
-      trust = nextTrust;
-      caPems = next.caPems.join('');
+      // All-or-nothing: setSecureContext throws on material OpenSSL rejects, before any swap, and
+      // the trust owner puts the old context back if a consumer of the new CAs refuses them.
+      const previous = current;
+      trust.replace(
+        next.caCertificates,
+        next.caPems,
+        () => server.setSecureContext(secureContextOptions(next, listenerOptions)),
+        () => server.setSecureContext(secureContextOptions(previous, listenerOptions)),
+      );
+      current = next;
       recordExpiries(metrics, next);
     },
     onOutcome(outcome) {

@@ -1,5 +1,6 @@
 export { FAILURE_REASONS, reasonForTlsClientError, reasonForVerifyError, type FailureReason } from './reasons.js';
-export { createTrustIndex, isSelfIssued, walkChain, type TrustIndex } from './trust.js';
+export { createTrustIndex, isSelfIssued, type TrustIndex } from './trust.js';
+export { buildVerifiedPath, presentedCertificates, type CertPath, type PathOutcome } from './path.js';
 export {
   createPeerVerifier,
   type PeerSummary,

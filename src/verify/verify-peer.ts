@@ -9,7 +9,8 @@ import { LRUCache } from 'lru-cache';
 import { extractIdentity, type CertIdentity, type DeviceIdRule, type RenderedHeaders } from '../identity/index.js';
 import { formatRfc4514 } from '../pki/index.js';
 import { reasonForVerifyError, type FailureReason } from './reasons.js';
-import { walkChain, type TrustIndex } from './trust.js';
+import { buildVerifiedPath, presentedCertificates, type CertPath } from './path.js';
+import type { TrustIndex } from './trust.js';
 
 declare const verifiedBrand: unique symbol;
 
@@ -18,9 +19,13 @@ export interface VerifiedIdentity extends CertIdentity {
   readonly [verifiedBrand]: true;
   /** The headers to set upstream, rendered once for this certificate. */
   readonly headers: RenderedHeaders;
-  /** The client certificate and the CA that signed it (for revocation re-checks). */
+  /** The verified path: leaf first, the configured root last (for revocation re-checks). */
+  readonly path: CertPath;
+  /** The client certificate and the CA that signed it (the path's first two). */
   readonly leafCertificate: X509Certificate;
   readonly issuerCertificate: X509Certificate;
+  /** The end of the whole path's validity (ms since epoch): no request may be forwarded after it. */
+  readonly validUntilMs: number;
 }
 
 /** A client's presented certificate, for logging a refusal (never key material). */
@@ -45,7 +50,11 @@ export interface RevocationOutcome {
 
 /** The part of a revocation checker the verifier needs (see revocation/). */
 export interface RevocationGate {
-  check(leaf: X509Certificate, issuer: X509Certificate): Promise<RevocationOutcome>;
+  /**
+   * The status of `cert`, signed by `issuer`; `role` says whether it is the leaf or a CA of the
+   * path below the anchor (the checker applies its policy for CA certificates). Never rejects.
+   */
+  check(cert: X509Certificate, issuer: X509Certificate, role: 'leaf' | 'ca'): Promise<RevocationOutcome>;
   readonly onUnknown: 'fail-closed' | 'fail-open';
 }
 
@@ -84,54 +93,54 @@ interface CachedFacts {
   readonly verdict: Verdict;
 }
 
+type Accepted = Extract<Verdict, { ok: true }>;
+
 /** Builds a verifier. Pure until `verify` is called. */
 export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
   const now = options.now ?? Date.now;
-  // Chain walking, identity extraction and header rendering depend only on the certificate and the
-  // trust snapshot, so they are done once per certificate: resumed sessions and reconnecting
-  // devices reuse them. Time validity and revocation are re-checked on every connection.
+  // Path building, identity extraction and header rendering depend only on the certificate, the
+  // trust snapshot and the path's validity window, so they are done once per certificate:
+  // resumed sessions and reconnecting devices reuse them. Time and revocation are re-checked on
+  // every connection.
   const cache = new LRUCache<string, CachedFacts>({ max: options.cacheEntries ?? 20_000 });
 
   function refuse(reason: FailureReason, detail: string, leaf?: X509Certificate): Verdict {
     return { ok: false, reason, detail, ...(leaf ? { peer: summarize(leaf) } : {}) };
   }
 
-  function certificateFacts(socket: TLSSocket, peer: PeerCertificate, resumed: boolean): Verdict {
+  function certificateFacts(socket: TLSSocket, peer: PeerCertificate, resumed: boolean, t: number): Verdict {
     const trust = options.trust();
     const key = peer.fingerprint256;
     const hit = cache.get(key);
-    if (hit && hit.trust === trust) return hit.verdict;
-    // First sight: the full object, which carries the chain the client sent (its intermediates).
-    const leaf = socket.getPeerX509Certificate() ?? new X509Certificate(peer.raw);
-    const chain = walkChain(leaf, trust);
-    let verdict: Verdict;
-    if (!chain) {
-      verdict = refuse(
-        'unknown_ca',
-        resumed ? 'resumed session whose issuer chain is not known to this process; a full handshake is needed' : 'chain does not reach a configured CA',
-        leaf,
-      );
-      // A resumed session with an unknown chain is not cached: a full handshake may fix it.
-      return verdict;
+    // A cached path whose window has closed (an intermediate expired) is rebuilt: another path may exist.
+    if (hit && hit.trust === trust && (!hit.verdict.ok || (t >= hit.verdict.identity.path.validFromMs && t <= hit.verdict.identity.validUntilMs))) return hit.verdict;
+    // First sight: the full object, which carries what the client sent beyond its leaf. A resumed
+    // session carries only the leaf, so its path is built from the configured CAs alone.
+    const full = socket.getPeerX509Certificate();
+    const leaf = full ?? new X509Certificate(peer.raw);
+    const built = buildVerifiedPath(leaf, presentedCertificates(full), trust, { now: t, maxCaCertificates: options.maxChainDepth });
+    if (!built.ok) {
+      // Not cached: a full handshake (with the intermediates) or a later reload may fix it.
+      const detail = resumed && built.reason === 'unknown_ca' ? `resumed session: ${built.detail} among the configured CAs; a full handshake is needed` : built.detail;
+      return refuse(built.reason, detail, leaf);
     }
-    if (chain.length > options.maxChainDepth) {
-      verdict = refuse('chain_too_long', `${chain.length} CA certificates above the leaf; maxChainDepth is ${options.maxChainDepth}`, leaf);
-    } else if (options.requireClientAuthEku && !(leaf.keyUsage ?? []).includes(CLIENT_AUTH_OID)) {
+    const path = built.path;
+    let verdict: Verdict;
+    if (options.requireClientAuthEku && !(leaf.keyUsage ?? []).includes(CLIENT_AUTH_OID)) {
       verdict = refuse('bad_key_usage', 'the certificate has no clientAuth extended key usage', leaf);
     } else {
       let identity: CertIdentity | undefined;
       try {
-        identity = extractIdentity(leaf, chain, options.deviceIdRules);
+        identity = extractIdentity(leaf, path.certificates.slice(1), options.deviceIdRules);
       } catch (err) {
         // A CA-signed certificate whose names cannot be rendered safely (e.g. non-ASCII in a SAN
         // URI) yields no usable identity: refuse it rather than forward something half-read.
+        identity = undefined;
         verdict = refuse('no_device_id', `certificate names cannot be read: ${(err as Error).message}`, leaf);
         cache.set(key, { trust, verdict });
         return verdict;
       }
-      verdict = identity
-        ? { ok: true, identity: brand(identity, options.renderHeaders(identity), leaf, chain[0]!) }
-        : refuse('no_device_id', 'no deviceId rule matched the certificate', leaf);
+      verdict = identity ? { ok: true, identity: brand(identity, options.renderHeaders(identity), path) } : refuse('no_device_id', 'no deviceId rule matched the certificate', leaf);
     }
     cache.set(key, { trust, verdict });
     return verdict;
@@ -142,49 +151,73 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
     // sessions without a client certificate as authorized.
     // The legacy accessor, not getPeerX509Certificate(): that one duplicates the certificate
     // through OpenSSL 3's decoders (~5 % of a full handshake's CPU, measured), while this one
-    // reads the session's copy. Its fingerprint is the cache key; an X509Certificate is built
-    // only for a certificate not seen before (or for a refusal's log line).
+    // reads the session's copy. Its fingerprint is the cache key; X509Certificate objects are
+    // built only for a certificate not seen before (or for a refusal's log line).
     const peer = socket.getPeerCertificate(false) as PeerCertificate | null | undefined;
     if (!peer?.raw) return refuse('no_certificate', 'the client presented no certificate');
     const err = socket.authorizationError as unknown as string | null | undefined;
     if (err) return refuse(reasonForVerifyError(String(err)), String(err), new X509Certificate(peer.raw));
     if (!socket.authorized) return refuse('unknown_ca', 'the handshake did not authorize the client', new X509Certificate(peer.raw));
 
-    const facts = certificateFacts(socket, peer, socket.isSessionReused());
-    if (!facts.ok) return facts;
-    // OpenSSL checked validity at the full handshake; a resumed session may outlive the certificate.
     const t = now();
-    const leaf = facts.identity.leafCertificate;
-    if (t < facts.identity.notBefore.getTime()) return refuse('not_yet_valid', `valid from ${facts.identity.notBefore.toISOString()}`, leaf);
-    if (t > facts.identity.notAfter.getTime()) return refuse('expired', `expired at ${facts.identity.notAfter.toISOString()}`, leaf);
+    const facts = certificateFacts(socket, peer, socket.isSessionReused(), t);
+    if (!facts.ok) return facts;
     const gate = options.revocation;
     if (!gate) return facts;
-    return checkRevocation(gate, leaf, facts);
+    return checkRevocation(gate, facts);
   }
 
   return { verify };
 }
 
-async function checkRevocation(gate: RevocationGate, leaf: X509Certificate, facts: Extract<Verdict, { ok: true }>): Promise<Verdict> {
-  let outcome: RevocationOutcome;
-  try {
-    // The cached certificate object, the same for every connection of this certificate, so the
-    // checker can keep what it derived from it.
-    outcome = await gate.check(leaf, facts.identity.issuerCertificate);
-  } catch (cause) {
-    // The checker promises never to throw; if it does anyway, treat it as "unknown", not as good.
-    outcome = { status: 'unknown', method: 'none', cached: false, detail: `checker failed: ${(cause as Error).message}` };
+/**
+ * Asks the gate about every certificate of the path below the anchor, concurrently. Revoked
+ * anywhere refuses; unknown anywhere is decided by `onUnknown`. The reported outcome is the leaf's
+ * unless a CA's answer decided the verdict.
+ */
+async function checkRevocation(gate: RevocationGate, facts: Accepted): Promise<Verdict> {
+  const certs = facts.identity.path.certificates;
+  const asks: Promise<RevocationOutcome>[] = [];
+  for (let i = 0; i + 1 < certs.length; i++) asks.push(askGate(gate, certs[i]!, certs[i + 1]!, i === 0 ? 'leaf' : 'ca'));
+  if (asks.length === 0) return facts; // a configured root presented as the client certificate
+  const outcomes = await Promise.all(asks);
+  const leaf = certs[0]!;
+  const revokedAt = outcomes.findIndex((o) => o.status === 'revoked');
+  if (revokedAt !== -1) {
+    const o = outcomes[revokedAt]!;
+    return { ok: false, reason: 'revoked', detail: describeLink(certs, revokedAt, o.detail ?? `revoked (${o.method})`), peer: summarize(leaf), revocation: o };
   }
-  if (outcome.status === 'good') return { ...facts, revocation: outcome };
-  if (outcome.status === 'revoked') {
-    return { ok: false, reason: 'revoked', detail: outcome.detail ?? `revoked (${outcome.method})`, peer: summarize(leaf), revocation: outcome };
-  }
-  if (gate.onUnknown === 'fail-open') return { ...facts, revocation: outcome };
-  return { ok: false, reason: 'revocation_unknown', detail: outcome.detail ?? 'revocation status unknown', peer: summarize(leaf), revocation: outcome };
+  const unknownAt = outcomes.findIndex((o) => o.status === 'unknown');
+  if (unknownAt === -1) return { ...facts, revocation: outcomes[0]! };
+  const o = outcomes[unknownAt]!;
+  if (gate.onUnknown === 'fail-open') return { ...facts, revocation: o };
+  return { ok: false, reason: 'revocation_unknown', detail: describeLink(certs, unknownAt, o.detail ?? 'revocation status unknown'), peer: summarize(leaf), revocation: o };
 }
 
-function brand(identity: CertIdentity, headers: RenderedHeaders, leafCertificate: X509Certificate, issuerCertificate: X509Certificate): VerifiedIdentity {
-  return Object.freeze({ ...identity, headers, leafCertificate, issuerCertificate }) as VerifiedIdentity;
+async function askGate(gate: RevocationGate, cert: X509Certificate, issuer: X509Certificate, role: 'leaf' | 'ca'): Promise<RevocationOutcome> {
+  try {
+    return await gate.check(cert, issuer, role);
+  } catch (cause) {
+    // The checker promises never to throw; if it does anyway, treat it as "unknown", not as good.
+    return { status: 'unknown', method: 'none', cached: false, detail: `checker failed: ${(cause as Error).message}` };
+  }
+}
+
+/** A refusal's detail names the CA certificate when it was not the leaf that decided. */
+function describeLink(certs: readonly X509Certificate[], index: number, detail: string): string {
+  return index === 0 ? detail : `CA certificate ${certs[index]!.subject.replace(/\n/g, ', ')}: ${detail}`;
+}
+
+function brand(identity: CertIdentity, headers: RenderedHeaders, path: CertPath): VerifiedIdentity {
+  const [leafCertificate, issuer] = path.certificates;
+  return Object.freeze({
+    ...identity,
+    headers,
+    path,
+    leafCertificate: leafCertificate!,
+    issuerCertificate: issuer ?? leafCertificate!,
+    validUntilMs: path.validUntilMs,
+  }) as VerifiedIdentity;
 }
 
 function summarize(leaf: X509Certificate): PeerSummary {

@@ -18,7 +18,7 @@ import t, { type Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
 import { FILE_PATH_FIELDS, parseConfig, type SidecarConfig } from '../../src/config/index.js';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
-import { startSidecar } from '../../src/serve.js';
+import { startSidecar } from '../../src/serve/index.js';
 
 // YAML documents are untyped by nature; the checks below say what they expect.
 type Obj = Record<string, any>;

@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/index.js';
 import { startEchoUpstream, type EchoReply } from '../../src/dev/index.js';
 import { enrollDevice, renewDevice, type DeviceEnrollment } from '../../src/device/index.js';
-import { startSidecar } from '../../src/serve.js';
+import { startSidecar } from '../../src/serve/index.js';
 import { call } from '../fixtures/client.js';
 import { startTestCa } from '../fixtures/device-ca.js';
 

@@ -11,6 +11,7 @@ import { revocationSchema } from '../../src/config/revocation-schema.js';
 const DEFAULTS = {
   mode: 'crl-then-ocsp',
   onUnknown: 'fail-closed',
+  intermediates: 'if-published',
   maxTrackedCertificates: 100_000,
   crl: {
     files: [],

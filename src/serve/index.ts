@@ -1,0 +1,1 @@
+export { startSidecar, type RunningSidecar, type StartOptions } from './start-sidecar.js';
