@@ -105,11 +105,12 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
   const checkCrl = async (leaf: CertFields, facts: CertScopeFacts, issuer: IssuerInfo): Promise<RevocationResult> => {
     sources?.discover(facts.cdpUrls, issuer.keyHash);
     let first = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
-    // After a CA reload every source is read again; a client of a newly trusted CA waits for
-    // that (bounded by crl.fetchTimeoutMs) instead of being refused while it runs.
-    const revalidating = first.status === 'unknown' ? sources?.revalidating() : undefined;
-    if (revalidating !== undefined) {
-      await revalidating;
+    // After a CA reload every source is read again, and a newly learned issuer re-runs the sources
+    // whose CRL named it: the client waits for that (bounded by crl.fetchTimeoutMs) instead of
+    // being answered unknown — which fail-open would forward even if that CRL lists it.
+    const rerunning = first.status === 'unknown' ? sources?.pendingReruns() : undefined;
+    if (rerunning !== undefined) {
+      await rerunning;
       first = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
     }
     const loading = first.status === 'unknown' && facts.cdpUrls.some((u) => sources?.isLoading(u));
@@ -150,9 +151,12 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
           return { status: 'unknown', method: 'none', cached: false, detail: 'the given issuer did not issue this certificate' };
         }
         const { info: issuer, isNew } = issuers.learn(issuerCert);
-        if (isNew) sources?.retryUnknownIssuers();
-        if (role === 'ca' && options.intermediates === 'if-published' && !caHasSource(facts0, issuer)) {
-          return { status: 'good', method: 'none', cached: true, detail: 'no CRL or OCSP source covers this CA certificate' };
+        if (isNew) void sources?.retryUnknownIssuers();
+        if (role === 'ca' && options.intermediates === 'if-published') {
+          // An unattributed configured CRL may only be waiting for an issuer learned this moment.
+          const rerunning = sources?.hasUnattributed() ? sources.pendingReruns() : undefined;
+          if (rerunning !== undefined) await rerunning;
+          if (!caHasSource(facts0, issuer)) return { status: 'good', method: 'none', cached: true, detail: 'no CRL or OCSP source covers this CA certificate' };
         }
         const tried: RevocationResult[] = [];
         for (const method of methods) {

@@ -50,15 +50,18 @@ export interface CrlSources {
   isLoading(url: string): boolean;
   /** Settles once every known source among `urls` completed its first attempt (bounded by the fetch timeout). */
   firstAttempts(urls: readonly string[]): Promise<void>;
-  /** Re-runs sources whose CRL named an issuer we did not know (called when one is learned). */
-  retryUnknownIssuers(): void;
+  /**
+   * Re-runs sources whose CRL named an issuer we did not know (called when one is learned).
+   * Resolves when they have run; never rejects.
+   */
+  retryUnknownIssuers(): Promise<void>;
   /**
    * The trusted CAs changed: every source is read again in full (no validators, no reuse of a
    * CRL whose signer is gone). Resolves when each has been attempted once; never rejects.
    */
   revalidateAll(): Promise<void>;
-  /** The pending `revalidateAll()`, if one is running. */
-  revalidating(): Promise<void> | undefined;
+  /** Settles when the re-runs started by the two calls above have finished; undefined if none is running. */
+  pendingReruns(): Promise<void> | undefined;
   /** True while a configured file or URL has never yielded a CRL: it might be any issuer's. */
   hasUnattributed(): boolean;
   /** Stops timers and aborts fetches and parses. Idempotent. */
@@ -106,7 +109,23 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     return run;
   };
 
-  let revalidation: Promise<void> | undefined;
+  let pending: Promise<void> | undefined;
+  /** Runs `targets` again and tracks them in `pending` until all have finished. */
+  const rerun = (targets: Source[], full: boolean): Promise<void> => {
+    if (closed || targets.length === 0) return Promise.resolve();
+    const runs = targets.map((source) => {
+      if (full) source.forceFull = true;
+      const done = new Promise<void>((resolve) => source.waiters.push(resolve));
+      void run(source);
+      return done;
+    });
+    const previous = pending;
+    const all: Promise<void> = Promise.all([...runs, previous]).then(() => {
+      if (pending === all) pending = undefined;
+    });
+    pending = all;
+    return all;
+  };
   const add = (kind: Source['kind'], location: string, boundTo?: string): Source => {
     let markAttempted = (): void => undefined;
     const firstAttempt = new Promise<void>((resolve) => (markAttempted = resolve));
@@ -333,23 +352,12 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     isLoading: (url) => sources.get(url)?.attempted === false,
     firstAttempts: (urls) => Promise.all(urls.map((u) => sources.get(u)?.firstAttempt)).then(() => undefined),
     retryUnknownIssuers() {
-      for (const source of sources.values()) if (source.waitingForIssuer) void run(source);
+      return rerun([...sources.values()].filter((source) => source.waitingForIssuer), false);
     },
     revalidateAll() {
-      if (closed) return Promise.resolve();
-      const runs: Promise<void>[] = [];
-      for (const source of sources.values()) {
-        source.forceFull = true;
-        runs.push(new Promise<void>((resolve) => source.waiters.push(resolve)));
-        void run(source);
-      }
-      const all = Promise.all(runs).then(() => {
-        if (revalidation === all) revalidation = undefined;
-      });
-      revalidation = all;
-      return all;
+      return rerun([...sources.values()], true);
     },
-    revalidating: () => revalidation,
+    pendingReruns: () => pending,
     hasUnattributed: () => configured.some((s) => deps.store.crlsOf(s.id).length === 0),
     close() {
       closed = true;
