@@ -12,6 +12,9 @@ import { call } from '../fixtures/client.js';
 import { createChainCorpus, crlOf, mint, type Minted } from '../fixtures/chain-corpus.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
+import { freePort } from '../fixtures/net.js';
+import { startOpensslResponder } from '../revocation/helpers/servers.js';
+import type { TestPki as OpensslPki } from '../revocation/helpers/pki.js';
 
 const pki = await createTestPki();
 const echo = await startEchoUpstream();
@@ -41,6 +44,25 @@ t.test('a look-alike before the real issuing CA cannot hide a revoked device (fa
   t.not(honest.status, 200, 'and refused with the honest chain afterwards (no cached look-alike)');
   t.equal(echo.requests(), before, 'nothing reached the upstream');
   t.ok(sc.logs.some((l) => l.reason === 'revoked'), 'refused as revoked, not as unknown');
+});
+
+t.test('an OCSP answer signed by the look-alike is not the issuing CA speaking (openssl ocsp as the responder)', async (t) => {
+  // Whoever answers the plain-HTTP OCSP request holds the look-alike's key and says "good" with it.
+  const port = await freePort();
+  const revoked = await corpus.device('urn:device:ocsp-revoked', { ocsp: [`http://127.0.0.1:${port}/`] });
+  const asOpenssl = (m: Minted, name: string) => ({ name, certPath: pki.write(`${name}.pem`, m.pem), keyPath: pki.write(`${name}.key`, m.key.privateKeyPem), x509: m.x509 });
+  const signer = asOpenssl(lookAlike, 'look-alike');
+  const expiry = '491231235959Z';
+  const index = pki.write('look-alike-index.txt', `V\t${expiry}\t\t${revoked.serialHex}\tunknown\t/O=Corpus Devices/CN=ocsp-revoked\n`);
+  const responder = await startOpensslResponder({ dir: pki.dir, indexPath: index, ca: signer } as unknown as OpensslPki, port, signer);
+  t.teardown(() => responder.stop());
+  const sc = await startTestSidecar(pki, echo.url, { clientAuth: { caBundle: [bundle] }, revocation: { mode: 'ocsp' } });
+  t.teardown(() => sc.close());
+  const before = echo.requests();
+  const r = await via(sc.port)(revoked, [lookAlike, issuing]);
+  t.not(r.status, 200, 'refused');
+  t.equal(echo.requests(), before, 'nothing reached the upstream');
+  t.ok(responder.requests() > 0, 'the responder was asked');
 });
 
 t.test('Client-Cert-Chain carries the verified intermediate, never the look-alike', async (t) => {
