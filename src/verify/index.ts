@@ -3,6 +3,7 @@ export { createTrustIndex, isSelfIssued, type TrustIndex } from './trust.js';
 export { buildVerifiedPath, presentedCertificates, type CertPath, type PathOutcome } from './path.js';
 export {
   createPeerVerifier,
+  decideRevocation,
   type PeerSummary,
   type PeerVerifier,
   type PeerVerifierOptions,

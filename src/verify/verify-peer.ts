@@ -180,18 +180,27 @@ async function checkRevocation(gate: RevocationGate, facts: Accepted): Promise<V
   const asks: Promise<RevocationOutcome>[] = [];
   for (let i = 0; i + 1 < certs.length; i++) asks.push(askGate(gate, certs[i]!, certs[i + 1]!, i === 0 ? 'leaf' : 'ca'));
   if (asks.length === 0) return facts; // a configured root presented as the client certificate
-  const outcomes = await Promise.all(asks);
-  const leaf = certs[0]!;
-  const revokedAt = outcomes.findIndex((o) => o.status === 'revoked');
-  if (revokedAt !== -1) {
-    const o = outcomes[revokedAt]!;
-    return { ok: false, reason: 'revoked', detail: describeLink(certs, revokedAt, o.detail ?? `revoked (${o.method})`), peer: summarize(leaf), revocation: o };
-  }
-  const unknownAt = outcomes.findIndex((o) => o.status === 'unknown');
-  if (unknownAt === -1) return { ...facts, revocation: outcomes[0]! };
-  const o = outcomes[unknownAt]!;
-  if (gate.onUnknown === 'fail-open') return { ...facts, revocation: o };
-  return { ok: false, reason: 'revocation_unknown', detail: describeLink(certs, unknownAt, o.detail ?? 'revocation status unknown'), peer: summarize(leaf), revocation: o };
+  const decision = decideRevocation(await Promise.all(asks), gate.onUnknown);
+  if (decision.accept) return { ...facts, revocation: decision.outcome };
+  const { outcome: o, index } = decision;
+  const [reason, fallback] = o.status === 'revoked' ? (['revoked', `revoked (${o.method})`] as const) : (['revocation_unknown', 'revocation status unknown'] as const);
+  return { ok: false, reason, detail: describeLink(certs, index, o.detail ?? fallback), peer: summarize(certs[0]!), revocation: o };
+}
+
+/**
+ * The verdict of a path's revocation answers (leaf first): revoked anywhere refuses; unknown
+ * anywhere refuses under fail-closed; otherwise accepted. `outcome` is the answer that decided
+ * (the leaf's when all are good) and `index` its position in the path. Pure.
+ */
+export function decideRevocation(
+  outcomes: readonly RevocationOutcome[],
+  onUnknown: RevocationGate['onUnknown'],
+): { readonly accept: boolean; readonly outcome: RevocationOutcome; readonly index: number } {
+  const revoked = outcomes.findIndex((o) => o.status === 'revoked');
+  if (revoked !== -1) return { accept: false, outcome: outcomes[revoked]!, index: revoked };
+  const unknown = outcomes.findIndex((o) => o.status === 'unknown');
+  if (unknown === -1) return { accept: true, outcome: outcomes[0]!, index: 0 };
+  return { accept: onUnknown === 'fail-open', outcome: outcomes[unknown]!, index: unknown };
 }
 
 async function askGate(gate: RevocationGate, cert: X509Certificate, issuer: X509Certificate, role: 'leaf' | 'ca'): Promise<RevocationOutcome> {
