@@ -135,7 +135,6 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
       } catch (err) {
         // A CA-signed certificate whose names cannot be rendered safely (e.g. non-ASCII in a SAN
         // URI) yields no usable identity: refuse it rather than forward something half-read.
-        identity = undefined;
         verdict = refuse('no_device_id', `certificate names cannot be read: ${(err as Error).message}`, leaf);
         cache.set(key, { trust, verdict });
         return verdict;
