@@ -1,7 +1,7 @@
 /**
  * Forwarding to the upstream. Requests go through an undici `Pool` (keep-alive, streaming both
- * ways); upgrades (WebSocket) through a plain node:http request, so a non-101 answer from the
- * upstream reaches the client as it was sent.
+ * ways); upgrades (WebSocket) through a plain node:http request. A non-101 answer to an upgrade
+ * reaches the client with its status, headers and body, re-framed (see {@link declinedHead}).
  *
  * Why undici and not http-proxy: measured on the same machine and benchmark, http-proxy over
  * Node's http client cost ~170 µs of CPU per forwarded request against ~100 µs for undici, and
@@ -79,6 +79,11 @@ const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connecti
 /** Lengths of those names: most response headers are ruled out without lower-casing them. */
 const HOP_BY_HOP_LENGTHS = new Set([...HOP_BY_HOP_RESPONSE].map((h) => h.length));
 
+/** True for a response header of the upstream hop (any case), which is never relayed as is. */
+function isHopByHopResponse(name: string): boolean {
+  return HOP_BY_HOP_LENGTHS.has(name.length) && HOP_BY_HOP_RESPONSE.has(name.toLowerCase());
+}
+
 /**
  * One forwarded request, as undici's dispatch handler: the response goes straight from undici's
  * parser to `res` (writeHead with a flat header list, write per chunk, end), with backpressure
@@ -117,7 +122,7 @@ class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
     let contentLength: number | undefined;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!.toString('latin1');
-      if (HOP_BY_HOP_LENGTHS.has(name.length) && HOP_BY_HOP_RESPONSE.has(name.toLowerCase())) continue;
+      if (isHopByHopResponse(name)) continue;
       const value = rawHeaders[i + 1]!.toString('latin1');
       if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = Number(value);
       out.push(name, value);
@@ -184,10 +189,11 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     },
 
     ws(req, socket, head, { headers }, onError) {
-      let failed = false;
+      // Set once the upstream answered: from then on a failure can only cut the stream.
+      let answered = false;
       const fail = (err: Error) => {
-        if (failed) return;
-        failed = true;
+        if (answered) return void socket.destroy();
+        answered = true;
         onError(classifyUpstreamError(err), err);
       };
       const upstreamReq = (secure ? https : http).request({
@@ -204,11 +210,14 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       upstreamReq.once('timeout', () => upstreamReq.destroy(Object.assign(new Error('upstream upgrade timed out'), { code: 'ETIMEDOUT' })));
       upstreamReq.on('error', fail);
       upstreamReq.once('response', (upstreamRes) => {
-        // The upstream declined the upgrade: relay its answer as sent, then close.
-        socket.write(statusBlock(`HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage}`, upstreamRes.rawHeaders));
+        // The upstream declined the upgrade: relay its answer, then close.
+        answered = true;
+        upstreamRes.once('error', () => socket.destroy());
+        socket.write(declinedHead(upstreamRes));
         upstreamRes.pipe(socket);
       });
       upstreamReq.once('upgrade', (upstreamRes, upstreamSocket: Socket, upstreamHead: Buffer) => {
+        answered = true;
         upstreamSocket.setTimeout(0);
         upstreamSocket.on('error', () => socket.destroy());
         socket.on('error', () => upstreamSocket.destroy());
@@ -225,6 +234,21 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
     close: () => pool.close(),
   };
+}
+
+/**
+ * The head of a declined upgrade as relayed. node:http hands us the body de-chunked, so the
+ * upstream's framing headers would misdescribe it: hop-by-hop ones (Transfer-Encoding, Connection,
+ * Keep-Alive, Upgrade…) are dropped, Content-Length — still true of the bytes — is kept, and
+ * `Connection: close` delimits a body without it (the socket ends after the body either way).
+ */
+function declinedHead(res: IncomingMessage): string {
+  const kept: string[] = [];
+  for (let i = 0; i < res.rawHeaders.length; i += 2) {
+    if (!isHopByHopResponse(res.rawHeaders[i]!)) kept.push(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+  }
+  kept.push('Connection', 'close');
+  return statusBlock(`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`, kept);
 }
 
 function statusBlock(statusLine: string, rawHeaders: string[]): string {
