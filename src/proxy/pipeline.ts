@@ -1,7 +1,8 @@
 /**
  * The per-connection and per-request path: verify (once per connection) → strip and set headers →
  * forward. It is the same for plain requests and upgrades, and nothing is forwarded from a
- * connection until its verdict is known and `ok`. Metrics and logs go through the observer.
+ * connection until its verdict is known and `ok`, and only for a request-target that stays under
+ * the upstream base path. Metrics and logs go through the observer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
@@ -12,7 +13,9 @@ import type { Logger } from 'pino';
 import type { HeaderPlan } from '../identity/index.js';
 import { reasonForTlsClientError, type FailureReason, type PeerVerifier, type Verdict, type VerifiedIdentity } from '../verify/index.js';
 import { compileUpstreamHeaders, type ForwardedMode } from './upstream-headers.js';
-import type { ForwardHandle, ForwardHooks, Forwarder, UpstreamErrorKind } from './forwarder.js';
+import type { Forwarder, UpstreamErrorKind } from './forwarder.js';
+import { pathOf, reportRawAnswer, startFlight, type RequestInFlight, type UpstreamAnswer } from './request-in-flight.js';
+import { isForwardableTarget } from './request-target.js';
 import { sendJsonError, writeRawJsonError } from './responses.js';
 import type { PipelineObserver } from './telemetry.js';
 
@@ -40,11 +43,10 @@ export interface Pipeline {
 type ConnectionState = Verdict | Promise<Verdict>;
 
 const REJECTED = 'client_certificate_rejected';
-/** One route until per-route policy exists; the metric label is already in place for it. */
-const ROUTE = 'default';
 
 const NO_VERDICT: Verdict = Object.freeze({ ok: false, reason: 'tls_error', detail: 'no verdict for this connection' });
 const VERIFICATION_FAILED: Verdict = Object.freeze({ ok: false, reason: 'tls_error', detail: 'verification failed' });
+const BAD_TARGET = Object.freeze({ error: 'bad_request_target', reason: 'not an origin-form path without dot segments' });
 
 /** The HTTP status a refusal gets in `http` mode: 401 when no certificate was offered at all. */
 export function statusForReason(reason: FailureReason): number {
@@ -126,17 +128,13 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     else then(arg, state ?? NO_VERDICT);
   }
 
-  function upstreamFailed(kind: UpstreamErrorKind, err: Error, req: IncomingMessage) {
+  function upstreamFailed(kind: UpstreamErrorKind, err: Error, req: IncomingMessage): UpstreamAnswer {
     observer.upstreamError?.(kind, { code: (err as NodeJS.ErrnoException).code, message: err.message, method: req.method, path: pathOf(req) });
     return { status: kind === 'timeout' ? 504 : 502, body: { error: kind === 'timeout' ? 'upstream_timeout' : 'upstream_unavailable', reason: kind } };
   }
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket as TLSSocket;
-    const flight = new RequestInFlight(req, res, socket, observer, upstreamFailed);
-    (res as FlightCarrier)[FLIGHT] = flight;
-    res.once('close', onResponseClosed);
-    withVerdict(socket, flight, proceed);
+    withVerdict(req.socket as TLSSocket, startFlight(req, res, observer, upstreamFailed), proceed);
   });
 
   function proceed(flight: RequestInFlight, verdict: Verdict): void {
@@ -148,6 +146,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     }
     flight.identity = verdict.identity;
     if (res.destroyed) return; // the client left while its verdict was pending
+    if (!isForwardableTarget(req.url)) return sendJsonError(res, 400, BAD_TARGET);
     flight.handle = forwarder.web(req, res, upstreamHeaders(req.rawHeaders, socket, verdict.identity.headers, false), flight);
   }
 
@@ -158,6 +157,11 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       if (!verdict.ok) {
         if (options.failureMode === 'http') writeRawJsonError(socket, statusForReason(verdict.reason), { error: REJECTED, reason: verdict.reason });
         else socket.destroy();
+        return;
+      }
+      if (!isForwardableTarget(req.url)) {
+        writeRawJsonError(socket, 400, BAD_TARGET);
+        reportRawAnswer(observer, req, 400, verdict.identity);
         return;
       }
       forwarder.ws(req, socket, head, upstreamHeaders(req.rawHeaders, tlsSocket, verdict.identity.headers, true), (kind, err) => {
@@ -175,68 +179,4 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       });
     },
   };
-}
-
-/** The path without the query string: queries may carry tokens, which logs must not. */
-function pathOf(req: IncomingMessage): string {
-  const url = req.url ?? '';
-  const q = url.indexOf('?');
-  return q === -1 ? url : url.slice(0, q);
-}
-
-const FLIGHT = Symbol('requestInFlight');
-type FlightCarrier = ServerResponse & { [FLIGHT]?: RequestInFlight };
-
-/** Shared by every response (no closure per request): `this` is the response. */
-function onResponseClosed(this: FlightCarrier): void {
-  this[FLIGHT]?.closed();
-}
-
-/**
- * One request's state from arrival to close. Its methods are the forwarder's hooks, so a request
- * costs one object instead of a handful of closures (allocation showed up in the keep-alive profile).
- */
-class RequestInFlight implements ForwardHooks {
-  readonly started = performance.now();
-  identity: VerifiedIdentity | undefined;
-  upstreamSeconds: number | undefined;
-  bytes: number | undefined;
-  handle: ForwardHandle | undefined;
-
-  constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-    readonly socket: TLSSocket,
-    private readonly observer: PipelineObserver,
-    private readonly upstreamFailed: (kind: UpstreamErrorKind, err: Error, req: IncomingMessage) => { status: number; body: Record<string, string> },
-  ) {}
-
-  onResponse(_status: number, contentLength: number | undefined): void {
-    this.upstreamSeconds = (performance.now() - this.started) / 1000;
-    this.bytes = contentLength;
-  }
-
-  onError(kind: UpstreamErrorKind, err: Error): void {
-    const answer = this.upstreamFailed(kind, err, this.req);
-    sendJsonError(this.res, answer.status, answer.body);
-  }
-
-  /** The response closed: cancel an unfinished upstream request, then report. */
-  closed(): void {
-    const { req, res } = this;
-    const completed = res.writableFinished;
-    if (!completed) this.handle?.cancel();
-    this.observer.requestDone?.({
-      route: ROUTE,
-      method: req.method ?? '',
-      path: pathOf(req),
-      status: res.statusCode,
-      bytes: this.bytes,
-      seconds: (performance.now() - this.started) / 1000,
-      upstreamSeconds: this.upstreamSeconds,
-      completed,
-      identity: this.identity,
-      socket: this.socket,
-    });
-  }
 }
