@@ -110,7 +110,7 @@ export function parseCrlHeader(der: Buffer): CrlHeader {
       const [oidTlv, second, third] = childrenOf(der, ext);
       if (oidTlv === undefined || second === undefined) throw derError('short CRL extension');
       const oid = readOid(der, oidTlv);
-      const critical = second.tag === TAG.BOOLEAN && der[second.contentStart] !== 0;
+      const critical = isCritical(der, second);
       const valueTlv = second.tag === TAG.BOOLEAN ? third : second;
       if (valueTlv?.tag !== TAG.OCTET_STRING) throw derError('CRL extension value');
       const value = contentOf(der, valueTlv);
@@ -168,9 +168,10 @@ export interface CollectOptions {
 
 /**
  * Walks the revoked entries and returns the set of their serials. Async: yields to the event loop
- * every `sliceMs`; rejects with `SidecarError` on malformed entries or an abort. Entry extensions
- * are skipped: with delta and indirect CRLs refused, none changes the answer (certificateHold
- * entries count as revoked).
+ * every `sliceMs`; rejects with `SidecarError` on malformed entries (reason 'der'), an abort
+ * ('aborted'), or an entry extension we must not ignore ('crl-unsupported', see
+ * `checkEntryExtensions`): the whole CRL is then unusable. reasonCode, invalidityDate and
+ * holdInstructionCode do not change the answer (certificateHold entries count as revoked).
  */
 export async function collectRevokedSerials(header: CrlHeader, options: CollectOptions): Promise<SerialSet> {
   const list = header.revoked;
@@ -200,20 +201,25 @@ export async function collectRevokedSerials(header: CrlHeader, options: CollectO
     if (entryEnd > end || p + 2 > entryEnd) throw derError(`CRL entry at ${pos} overruns the list`);
     if (buf[p] !== TAG.INTEGER) throw derError(`CRL entry at ${pos} has no serial`);
     const serialLen = buf[p + 1] as number;
+    let serialEnd: number;
     if (serialLen & 0x80 || serialLen === 0) {
       // Long-form or empty serial: not RFC 5280 (≤ 20 octets), take the slow, checked path.
       const t = readTlv(buf, p, entryEnd);
       serials.addKey(serialKeyOf(contentOf(buf, t)));
+      serialEnd = t.end;
     } else {
       let s = p + 2;
-      const e = s + serialLen;
-      if (e > entryEnd) throw derError(`CRL entry serial at ${p} overruns its entry`);
-      if ((buf[s] as number) & 0x80) serials.addKey(serialKeyOf(buf.subarray(s, e)));
+      serialEnd = s + serialLen;
+      if (serialEnd > entryEnd) throw derError(`CRL entry serial at ${p} overruns its entry`);
+      if ((buf[s] as number) & 0x80) serials.addKey(serialKeyOf(buf.subarray(s, serialEnd)));
       else {
-        while (s < e && buf[s] === 0) s++;
-        serials.addBytes(buf, s, e);
+        while (s < serialEnd && buf[s] === 0) s++;
+        serials.addBytes(buf, s, serialEnd);
       }
     }
+    // A short-form revocationDate that ends the entry means no extensions: one octet read decides.
+    const dateLen = buf[serialEnd + 1] as number;
+    if (dateLen >= 0x80 || serialEnd + 2 + dateLen !== entryEnd) checkEntryExtensions(buf, serialEnd, entryEnd);
     pos = entryEnd;
     if ((++count & 0xff) === 0 && performance.now() - sliceStart >= options.sliceMs) {
       await yieldToEventLoop();
@@ -222,4 +228,57 @@ export async function collectRevokedSerials(header: CrlHeader, options: CollectO
     }
   }
   return serials.finish(options.sliceMs);
+}
+
+/** Entry extensions that do not change whether a listed serial is revoked (RFC 5280 §5.3). */
+const REASON_CODE = 21;
+const HOLD_INSTRUCTION_CODE = 23;
+const INVALIDITY_DATE = 24;
+const CERTIFICATE_ISSUER = 29;
+
+/**
+ * Checks the rest of one entry, `buf[pos, end)` after its serial: a revocationDate, then optional
+ * crlEntryExtensions. Sync; throws `SidecarError` 'der' if malformed, and 'crl-unsupported' for
+ * a certificateIssuer extension (critical or not: it moves the following entries to another
+ * issuer, an indirect CRL) or any other unrecognised critical extension (RFC 5280 §5.3: such a
+ * CRL must not be used). Runs only for entries that carry more than a date, and allocates
+ * nothing for the extensions we know (a million-entry CRL may carry one on every entry).
+ */
+function checkEntryExtensions(buf: Buffer, pos: number, end: number): void {
+  if (buf[pos] !== TAG.UTC_TIME && buf[pos] !== TAG.GENERALIZED_TIME) throw derError(`CRL entry at ${pos}: no revocationDate`);
+  const listAt = tlvEnd(buf, pos, end);
+  if (listAt === end) return;
+  if (buf[listAt] !== TAG.SEQUENCE || tlvEnd(buf, listAt, end) !== end) throw derError(`CRL entry at ${pos}: bad crlEntryExtensions`);
+  for (let p = contentStartOf(buf, listAt); p < end; ) {
+    const extEnd = tlvEnd(buf, p, end);
+    const oidAt = contentStartOf(buf, p);
+    if (buf[p] !== TAG.SEQUENCE || buf[oidAt] !== TAG.OID) throw derError(`CRL entry extension at ${p}`);
+    const oidEnd = tlvEnd(buf, oidAt, extEnd);
+    p = extEnd;
+    // Every extension we know is 2.5.29.n, encoded 06 03 55 1D n: compare octets, decode nothing.
+    const arc = oidEnd - oidAt === 5 && buf[oidAt + 2] === 0x55 && buf[oidAt + 3] === 0x1d ? buf[oidAt + 4] : -1;
+    if (arc === REASON_CODE || arc === INVALIDITY_DATE || arc === HOLD_INSTRUCTION_CODE) continue;
+    if (arc === CERTIFICATE_ISSUER) throw unsupported('CRL entry extension certificateIssuer (2.5.29.29): indirect CRLs are not supported');
+    if (oidEnd < extEnd && isCritical(buf, readTlv(buf, oidEnd, extEnd))) {
+      throw unsupported(`unknown critical CRL entry extension ${readOid(buf, readTlv(buf, oidAt, oidEnd))}`);
+    }
+  }
+}
+
+/** End of the TLV at `pos`, checked against `limit` (`readTlv` without the object). Sync; throws 'der'. */
+function tlvEnd(buf: Buffer, pos: number, limit: number): number {
+  const len = buf[pos + 1] as number;
+  const e = pos + 2 + len;
+  return len < 0x80 && e <= limit ? e : readTlv(buf, pos, limit).end;
+}
+
+/** Where the content of a TLV already bounds-checked by `tlvEnd` starts. */
+function contentStartOf(buf: Buffer, pos: number): number {
+  const len = buf[pos + 1] as number;
+  return len < 0x80 ? pos + 2 : pos + 2 + (len & 0x7f);
+}
+
+/** Whether the TLV after an extension's OID is critical=TRUE (DER omits the FALSE default). */
+function isCritical(buf: Uint8Array, afterOid: Tlv): boolean {
+  return afterOid.tag === TAG.BOOLEAN && buf[afterOid.contentStart] !== 0;
 }
