@@ -51,6 +51,10 @@
  *     # Cached responses (LRU); each lives until min(nextUpdate, maxCacheTtlSeconds).
  *     maxCacheEntries: 100000
  *     maxCacheTtlSeconds: 3600
+ *     # A response without nextUpdate says fresher information is always available: it is
+ *     # refused (unknown, reason ocsp-stale) once its thisUpdate is older than this, and cached
+ *     # at most until thisUpdate plus this. Set it to cover the responder's clock lag.
+ *     maxAgeWithoutNextUpdateSeconds: 300
  *     # A failed OCSP check (timeout, bad response) is remembered this long, so a dead
  *     # responder is not asked again on every handshake.
  *     negativeCacheSeconds: 30
@@ -88,6 +92,7 @@ const ocspSchema = z.strictObject({
   maxResponseBytes: positiveInt().default(64 * 1024).describe('largest OCSP response accepted, in bytes'),
   maxCacheEntries: positiveInt().default(100_000).describe('OCSP cache capacity (LRU)'),
   maxCacheTtlSeconds: positiveInt().default(3600).describe('longest a response is cached (also capped by its nextUpdate)'),
+  maxAgeWithoutNextUpdateSeconds: positiveInt().default(300).describe('without nextUpdate: refused past thisUpdate + this, cached no longer'),
   negativeCacheSeconds: nonNegativeInt().default(30).describe('how long a failed OCSP check is remembered'),
   clockSkewSeconds: nonNegativeInt().default(300).describe('tolerance on thisUpdate/nextUpdate'),
   nonce: bool().default(false).describe('send a nonce and require it in the response'),

@@ -2,7 +2,9 @@
  * OCSP checking with a bounded cache.
  *
  * - Cache key: issuer key hash + serial. A verified answer lives until
- *   min(nextUpdate, now + maxCacheTtl); a responder that gives no nextUpdate gets maxCacheTtl.
+ *   min(nextUpdate, now + maxCacheTtl). An answer without nextUpdate ("newer information is
+ *   always available") is refused once its thisUpdate is older than maxAgeWithoutNextUpdate
+ *   (reason ocsp-stale) and otherwise lives at most until thisUpdate + that bound.
  * - Failures (timeout, HTTP error, bad response) are cached as `unknown` for negativeCacheSeconds
  *   so a dead responder is not asked again on every handshake; a responder's own "unknown" is
  *   capped to the same short time (it may learn about the certificate soon).
@@ -100,10 +102,11 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
       issuer,
       now: now(),
       skewMs: options.clockSkewSeconds * 1000,
+      maxAgeWithoutNextUpdateMs: options.maxAgeWithoutNextUpdateSeconds * 1000,
       ...(request.nonce === undefined ? {} : { nonce: request.nonce }),
     });
     const t = now();
-    let ttl = Math.min(options.maxCacheTtlSeconds * 1000, (answer.nextUpdate ?? Infinity) - t);
+    let ttl = Math.min(options.maxCacheTtlSeconds * 1000, answer.validUntil - t);
     if (answer.status === 'unknown') ttl = Math.min(ttl, options.negativeCacheSeconds * 1000);
     ttl = Math.max(ttl, 0);
     deps.onAnswer(issuer.keyHash, leaf.serialHex, answer.status);

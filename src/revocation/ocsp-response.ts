@@ -4,7 +4,8 @@
  * A response is believed only if: it is signed by the certificate's issuer, or by a responder
  * certificate that this issuer signed and marked with id-kp-OCSPSigning (and that is valid now);
  * its CertID matches the certificate asked about; thisUpdate is not in the future and nextUpdate
- * not in the past (both with clock-skew tolerance); and, when we sent a nonce, it echoes it.
+ * not in the past (both with clock-skew tolerance), or, without nextUpdate, thisUpdate is recent
+ * (see `maxAgeWithoutNextUpdateMs`); and, when we sent a nonce, it echoes it.
  * The delegated responder's own revocation status is not checked (RFC 6960 §4.2.2.2.1 leaves it
  * to policy; responders usually carry id-pkix-ocsp-nocheck and are short-lived).
  */
@@ -25,6 +26,8 @@ export interface OcspAnswer {
   readonly status: RevocationStatus;
   readonly thisUpdate: number;
   readonly nextUpdate?: number;
+  /** Not to be used (nor cached) after this: nextUpdate, or thisUpdate + maxAgeWithoutNextUpdateMs. */
+  readonly validUntil: number;
   readonly signer: 'issuer' | 'delegated';
 }
 
@@ -35,6 +38,12 @@ export interface OcspExpectation {
   readonly nonce?: Buffer;
   readonly now: number;
   readonly skewMs: number;
+  /**
+   * How old (now − thisUpdate, no skew added) an answer without nextUpdate may be. Such an answer
+   * says newer information is always available (RFC 6960 §4.2.2.1), so it is worth something only
+   * while fresh. Absent: 0, which refuses every such answer whose thisUpdate is past.
+   */
+  readonly maxAgeWithoutNextUpdateMs?: number;
 }
 
 const BASIC_RESPONSE_OID = '1.3.6.1.5.5.7.48.1.1';
@@ -129,7 +138,8 @@ function statusOf(single: pkijs.SingleResponse): RevocationStatus {
  * Parses and verifies a DER OCSPResponse for `exp.leaf`. Async; rejects with `SidecarError`
  * (code ERR_REVOCATION_SOURCE) whose `reason` names the failure: 'ocsp-malformed',
  * 'ocsp-status' (responder said tryLater/unauthorized/…), 'ocsp-signer' (no authorized signer),
- * 'ocsp-signature', 'ocsp-certid', 'ocsp-future', 'ocsp-expired', 'ocsp-nonce'.
+ * 'ocsp-signature', 'ocsp-certid', 'ocsp-future', 'ocsp-expired', 'ocsp-stale' (no nextUpdate and
+ * thisUpdate too old), 'ocsp-nonce'.
  */
 export async function verifyOcspResponse(body: Uint8Array, exp: OcspExpectation): Promise<OcspAnswer> {
   const response = decode(body, (schema) => new pkijs.OCSPResponse({ schema }), 'OCSPResponse');
@@ -163,7 +173,15 @@ export async function verifyOcspResponse(body: Uint8Array, exp: OcspExpectation)
   if (nextUpdate !== undefined && nextUpdate < exp.now - exp.skewMs) {
     throw reject('ocsp-expired', `nextUpdate ${new Date(nextUpdate).toISOString()} has passed`);
   }
+  let validUntil = nextUpdate;
+  if (validUntil === undefined) {
+    const maxAge = exp.maxAgeWithoutNextUpdateMs ?? 0;
+    validUntil = thisUpdate + maxAge;
+    if (validUntil < exp.now) {
+      throw reject('ocsp-stale', `no nextUpdate, and thisUpdate ${single.thisUpdate.toISOString()} is more than ${maxAge / 1000} s old`);
+    }
+  }
   if (exp.nonce !== undefined) checkNonce(basic, exp.nonce);
-  const answer = { status: statusOf(single), thisUpdate, signer };
+  const answer = { status: statusOf(single), thisUpdate, validUntil, signer };
   return nextUpdate === undefined ? answer : { ...answer, nextUpdate };
 }

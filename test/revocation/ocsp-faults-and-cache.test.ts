@@ -2,7 +2,8 @@
  * OCSP faults and caching, with a loopback responder whose signed answers come from
  * `openssl ocsp -reqin` (real signing), bent only to inject one fault at a time: a hang past the
  * timeout, garbage, a signer the issuer never certified, a corrupted signature, an expired
- * answer, an answer about another certificate, HTTP 500, tryLater, an oversized body, a missing
+ * answer, an hour-old answer without nextUpdate (re-dated and re-signed), an answer about another
+ * certificate, HTTP 500, tryLater, an oversized body, a missing
  * nonce. Each must give `unknown`, a log line naming the reason, and no throw.
  * Then: cache hits, single flight, the negative cache, refresh-ahead firing onRevoked.
  */
@@ -12,6 +13,7 @@ import t from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker, type RevocationResult } from '../../src/revocation/index.js';
 import { captureLogger } from './helpers/logger.js';
+import { redateOcspResponse } from './helpers/ocsp-redate.js';
 import { createTestPki, openssl, type Issued } from './helpers/pki.js';
 import { startHttpServer } from './helpers/servers.js';
 import { waitFor, within } from './helpers/wait.js';
@@ -80,6 +82,12 @@ const faults: { name: string; reason: string; answer: typeof answer; ocsp?: Reco
     reason: 'ocsp-expired',
     answer: async (req) => ({ body: await pki.respond(req, pki.ca, { nmin: 10 }) }),
     now: () => Date.now() + 3600_000,
+  },
+  {
+    name: 'an answer without nextUpdate whose thisUpdate is an hour old',
+    reason: 'ocsp-stale',
+    answer: async (req) => ({ body: await redateOcspResponse(await pki.respond(req, pki.ca), pki.ca, new Date(Date.now() - 3600_000)) }),
+    detail: /no nextUpdate, and thisUpdate .* is more than 300 s old/,
   },
   {
     name: 'an answer about another certificate (CertID mismatch)',

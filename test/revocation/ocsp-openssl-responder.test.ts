@@ -1,6 +1,7 @@
 /**
  * OCSP against a real `openssl ocsp` responder: good, revoked and unknown certificates via the AIA
- * URL; SHA-256 CertIDs; nonces; an override URL; a delegated responder certificate; caching.
+ * URL; SHA-256 CertIDs; nonces; an override URL; a delegated responder certificate; caching;
+ * answers without nextUpdate (cached only while fresh, refused once old).
  */
 import t from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
@@ -75,4 +76,30 @@ t.test('a responder certificate delegated by the issuer (id-kp-OCSPSigning) is a
   const r = await checker.check(revoked.x509, pki.ca.x509);
   t.equal(r.status, 'revoked');
   t.match(r.detail, /delegated-signed/);
+});
+
+t.test('no nextUpdate: cached only until thisUpdate + maxAgeWithoutNextUpdateSeconds, refused once older', async (t) => {
+  const undated = await startOpensslResponder(pki, await freePort(), pki.ca, [], null); // no -nmin: no nextUpdate
+  t.teardown(() => undated.stop());
+  const logger = captureLogger();
+  const outcomes: string[] = [];
+  let offset = 0;
+  const checker = createRevocationChecker(ocspOptions({ overrideUrl: undated.url, maxAgeWithoutNextUpdateSeconds: 60 }), {
+    trustedCas,
+    logger,
+    now: () => Date.now() + offset,
+    observer: { ocspExchange: (_seconds, outcome) => void outcomes.push(outcome) },
+  });
+  t.teardown(() => checker.close());
+  t.match(await checker.check(good.x509, pki.ca.x509), { status: 'good', cached: false }, 'a fresh answer is accepted');
+  offset = 30_000;
+  t.match(await checker.check(good.x509, pki.ca.x509), { status: 'good', cached: true }, 'and cached while fresh');
+  // 61 s on: the cached answer's thisUpdate + 60 s has passed, and the responder's next answer,
+  // stamped with its own (real) clock, is 61 s old by ours.
+  offset = 61_000;
+  const r = await checker.check(good.x509, pki.ca.x509);
+  t.match(r, { status: 'unknown', cached: false }, 'not served from the cache past the bound, and the old answer refused');
+  t.match(r.detail, /ocsp-stale/);
+  t.equal(logger.find('warn', 'OCSP check failed', { reason: 'ocsp-stale' }).length, 1, 'logged with reason ocsp-stale');
+  t.same(outcomes, ['ok', 'ocsp-stale'], 'counted by the exchange observer');
 });

@@ -30,6 +30,7 @@ const DEFAULTS = {
     maxResponseBytes: 65_536,
     maxCacheEntries: 100_000,
     maxCacheTtlSeconds: 3600,
+    maxAgeWithoutNextUpdateSeconds: 300,
     negativeCacheSeconds: 30,
     clockSkewSeconds: 300,
     nonce: false,
@@ -67,6 +68,8 @@ t.test('bad values are refused', async (t) => {
     { ocsp: { overrideUrl: 'not a url' } },
     { ocsp: { hash: 'md5' } },
     { ocsp: { maxCacheEntries: 0 } },
+    { ocsp: { maxAgeWithoutNextUpdateSeconds: 0 } },
+    { ocsp: { maxAgeWithoutNextUpdateSeconds: 1.5 } },
   ];
   for (const input of bad) t.notOk(revocationSchema.safeParse(input).success, JSON.stringify(input));
   t.ok(revocationSchema.safeParse({ ocsp: { overrideUrl: 'http://ocsp.internal:8080/' } }).success);

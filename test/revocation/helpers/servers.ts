@@ -90,6 +90,8 @@ export interface OpensslResponder {
 
 /**
  * Starts `openssl ocsp` as a responder for `pki`'s issuing CA on `port`, signing with `signer`.
+ * Answers carry nextUpdate = now + `nextUpdateMinutes`; `null` omits nextUpdate (openssl's
+ * "fresh revocation information is immediately available").
  * (openssl 3.0 binds the wildcard address; tests only ever connect to 127.0.0.1.)
  */
 export async function startOpensslResponder(
@@ -97,11 +99,12 @@ export async function startOpensslResponder(
   port: number,
   signer: Issued,
   extra: string[] = [],
+  nextUpdateMinutes: number | null = 10,
 ): Promise<OpensslResponder> {
   const child = spawn(
     'openssl',
     ['ocsp', '-index', pki.indexPath, '-CA', pki.ca.certPath, '-rsigner', signer.certPath, '-rkey', signer.keyPath,
-      '-port', String(port), '-nmin', '10', ...extra],
+      '-port', String(port), ...(nextUpdateMinutes === null ? [] : ['-nmin', String(nextUpdateMinutes)]), ...extra],
     { cwd: pki.dir, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let requests = 0;
