@@ -1,8 +1,8 @@
 /**
  * The per-connection and per-request path: verify (once per connection) → strip and set headers →
  * forward. It is the same for plain requests and upgrades, and nothing is forwarded from a
- * connection until its verdict is known and `ok`, and only for a request-target that stays under
- * the upstream base path. Metrics and logs go through the observer.
+ * connection until its verdict is known and `ok`, while its certificate is still valid, and for a
+ * request-target that stays under the upstream base path. Metrics and logs go through the observer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
@@ -23,7 +23,7 @@ export interface PipelineOptions {
   readonly verifier: PeerVerifier;
   readonly plan: HeaderPlan;
   readonly forwarder: Forwarder;
-  /** `reject`: close refused connections at once. `http`: answer each request 401/403 JSON. */
+  /** `reject`: close refused connections at once. `http`: answer a request 401/403 JSON, then close. */
   readonly failureMode: 'reject' | 'http';
   readonly forwardedHeaders: ForwardedMode;
   /** Keep the client's Host (default) or send the upstream URL's. */
@@ -46,7 +46,20 @@ const REJECTED = 'client_certificate_rejected';
 
 const NO_VERDICT: Verdict = Object.freeze({ ok: false, reason: 'tls_error', detail: 'no verdict for this connection' });
 const VERIFICATION_FAILED: Verdict = Object.freeze({ ok: false, reason: 'tls_error', detail: 'verification failed' });
+/** The verdict of a connection once its certificate expired while it was open. */
+const EXPIRED: Verdict = Object.freeze({ ok: false, reason: 'expired', detail: 'client certificate expired during the connection' });
 const BAD_TARGET = Object.freeze({ error: 'bad_request_target', reason: 'not an origin-form path without dot segments' });
+/** Node timers take at most 2^31-1 ms (~24.8 days); a longer wait is re-armed in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The instant (ms since epoch) after which a connection's identity is no longer valid — the
+ * earliest notAfter of its verified chain — so requests arriving later are refused as `expired`.
+ * The one place the pipeline reads it.
+ */
+function deadlineOf(identity: VerifiedIdentity): number {
+  return identity.validUntilMs;
+}
 
 /** The HTTP status a refusal gets in `http` mode: 401 when no certificate was offered at all. */
 export function statusForReason(reason: FailureReason): number {
@@ -137,11 +150,55 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     withVerdict(req.socket as TLSSocket, startFlight(req, res, observer, upstreamFailed), proceed);
   });
 
-  function proceed(flight: RequestInFlight, verdict: Verdict): void {
+  /**
+   * The verdict as of now: an `ok` one whose identity is past its deadline becomes {@link EXPIRED}
+   * for the rest of the connection. Per request this costs one comparison with `Date.now()`.
+   */
+  function current(socket: TLSSocket, verdict: Verdict): Verdict {
+    if (!verdict.ok || Date.now() <= deadlineOf(verdict.identity)) return verdict;
+    expire(socket, verdict.identity);
+    return EXPIRED;
+  }
+
+  /** Marks the connection refused as `expired` and reports it, once. */
+  function expire(socket: TLSSocket, identity: VerifiedIdentity): void {
+    if (states.get(socket) === EXPIRED) return;
+    states.set(socket, EXPIRED);
+    verified.delete(socket);
+    observer.connectionExpired?.(identity, socket, deadlineOf(identity));
+  }
+
+  /**
+   * Closes an upgraded connection once its certificate expires: its stream carries no further
+   * requests to refuse. One unref'd timer per upgraded socket, cleared on close; upgrades are few
+   * and long-lived, so this is cheaper than any per-frame check and needs no sweep over sockets.
+   */
+  function closeAtDeadline(socket: TLSSocket, identity: VerifiedIdentity): void {
+    let timer: NodeJS.Timeout | undefined;
+    const check = () => {
+      const left = deadlineOf(identity) - Date.now();
+      if (left >= 0) {
+        timer = setTimeout(check, Math.min(left + 1, MAX_TIMER_MS)).unref();
+        return;
+      }
+      expire(socket, identity);
+      socket.destroy();
+    };
+    check();
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  function proceed(flight: RequestInFlight, connectionVerdict: Verdict): void {
     const { req, res, socket } = flight;
+    const verdict = current(socket, connectionVerdict);
     if (!verdict.ok) {
-      if (options.failureMode === 'http') sendJsonError(res, statusForReason(verdict.reason), { error: REJECTED, reason: verdict.reason });
-      else socket.destroy();
+      const status = statusForReason(verdict.reason);
+      // A refused connection stays refused: close it after answering, so it is not reused.
+      if (options.failureMode === 'http') sendJsonError(res, status, { error: REJECTED, reason: verdict.reason }, true);
+      else {
+        res.statusCode = status; // what the request record reports: the refusal, not Node's default 200
+        socket.destroy();
+      }
       return;
     }
     flight.identity = verdict.identity;
@@ -153,7 +210,8 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const tlsSocket = req.socket as TLSSocket;
     socket.on('error', () => socket.destroy());
-    withVerdict(tlsSocket, undefined, (_, verdict) => {
+    withVerdict(tlsSocket, undefined, (_, connectionVerdict) => {
+      const verdict = current(tlsSocket, connectionVerdict);
       if (!verdict.ok) {
         if (options.failureMode === 'http') writeRawJsonError(socket, statusForReason(verdict.reason), { error: REJECTED, reason: verdict.reason });
         else socket.destroy();
@@ -164,6 +222,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
         reportRawAnswer(observer, req, 400, verdict.identity);
         return;
       }
+      closeAtDeadline(tlsSocket, verdict.identity);
       forwarder.ws(req, socket, head, upstreamHeaders(req.rawHeaders, tlsSocket, verdict.identity.headers, true), (kind, err) => {
         const answer = upstreamFailed(kind, err, req);
         writeRawJsonError(socket, answer.status, answer.body);

@@ -3,8 +3,11 @@ import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 
-/** Sends a small JSON error; if headers already went out, the only honest move is to cut the stream. */
-export function sendJsonError(res: ServerResponse, status: number, body: Record<string, string>): void {
+/**
+ * Sends a small JSON error; if headers already went out, the only honest move is to cut the stream.
+ * With `close`, the response says `Connection: close` and Node closes the connection after it.
+ */
+export function sendJsonError(res: ServerResponse, status: number, body: Record<string, string>, close = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -14,6 +17,7 @@ export function sendJsonError(res: ServerResponse, status: number, body: Record<
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
+    ...(close ? { connection: 'close' } : {}),
   });
   res.end(text);
 }

@@ -15,6 +15,8 @@ export interface PipelineObserver {
   connectionClosed?(): void;
   verdict?(verdict: Verdict, socket: TLSSocket, seconds: number): void;
   handshakeFailed?(reason: FailureReason, socket: TLSSocket, detail: string): void;
+  /** A verified connection's certificate expired while it was open: refused from then on. Once per connection. */
+  connectionExpired?(identity: VerifiedIdentity, socket: TLSSocket, deadlineMs: number): void;
   requestDone?(request: RequestRecord): void;
   upstreamError?(kind: UpstreamErrorKind, detail: { code?: string | undefined; message: string; method?: string | undefined; path: string }): void;
 }
@@ -78,6 +80,26 @@ export function createTelemetry(options: TelemetryOptions): PipelineObserver {
       m.handshakes.inc({ result: 'rejected', reason, tls_version: 'none' });
       if (limiter.allow('handshake_failed', reason)) {
         logger.warn({ event: 'handshake_failed', reason, detail, remote: socket.remoteAddress }, 'TLS handshake failed');
+      }
+    },
+    connectionExpired(identity, socket, deadlineMs) {
+      // Counted with the handshakes refused as `expired`, so refusals by reason (dashboards,
+      // alerts) include it; the connection was counted as accepted when it was opened.
+      const tls = socket.getProtocol() ?? 'unknown';
+      m.handshakes.inc({ result: 'rejected', reason: 'expired', tls_version: tls });
+      if (limiter.allow('connection_expired', 'expired')) {
+        logger.warn(
+          {
+            event: 'connection_expired',
+            reason: 'expired',
+            deviceId: identity.deviceId,
+            fingerprint: identity.fingerprintSha256,
+            validUntil: new Date(deadlineMs).toISOString(),
+            remote: socket.remoteAddress,
+            tls,
+          },
+          'client certificate expired on an open connection; refused and closed',
+        );
       }
     },
     requestDone(r) {
