@@ -64,6 +64,20 @@ interface Entry {
   /** When a hit should trigger a background re-check; Infinity for negative entries. */
   readonly refreshAt: number;
   readonly verified: boolean;
+  /** The answer's thisUpdate (verified answers only). */
+  readonly thisUpdate?: number;
+}
+
+/**
+ * Whether a fresh verified answer may replace the one held. Over plain HTTP without a nonce an
+ * attacker can replay an older signed "good": so an answer older than the held one never replaces
+ * it, and a held "revoked" is never turned back into "good" while it is valid (revocation is final;
+ * a released certificateHold is seen once the held answer expires).
+ */
+function mayReplace(held: Entry | undefined, next: Entry, t: number): boolean {
+  if (held === undefined || !held.verified || held.expiresAt <= t || held.thisUpdate === undefined || next.thisUpdate === undefined) return true;
+  if (next.thisUpdate < held.thisUpdate) return false;
+  return !(held.status === 'revoked' && next.status !== 'revoked');
 }
 
 /** Creates the client. Sync; never throws. */
@@ -109,13 +123,13 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
     let ttl = Math.min(options.maxCacheTtlSeconds * 1000, answer.validUntil - t);
     if (answer.status === 'unknown') ttl = Math.min(ttl, options.negativeCacheSeconds * 1000);
     ttl = Math.max(ttl, 0);
-    deps.onAnswer(issuer.keyHash, leaf.serialHex, answer.status);
     return {
       status: answer.status,
       detail: `OCSP responder (${answer.signer}-signed) says ${answer.status}`,
       expiresAt: t + ttl,
       refreshAt: t + ttl * 0.75,
       verified: true,
+      thisUpdate: answer.thisUpdate,
     };
   };
 
@@ -127,6 +141,12 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
     const attempt = exchange(leaf, issuer, url)
       .then((entry) => {
         deps.observer?.ocspExchange?.(took(), 'ok');
+        const held = cache.get(key);
+        if (!mayReplace(held, entry, now())) {
+          logger.warn({ url, serial: leaf.serialHex, status: entry.status, held: held!.status }, 'OCSP answer older than the one held, or un-revoking it; ignored');
+          return held!;
+        }
+        deps.onAnswer(issuer.keyHash, leaf.serialHex, entry.status);
         return entry;
       })
       .catch((err: unknown) => {

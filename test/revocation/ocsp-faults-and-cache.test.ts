@@ -183,6 +183,30 @@ t.test('refresh-ahead: a repeated check re-asks in the background and fires onRe
   t.match(await checker.check(victim.x509, pki.ca.x509), { status: 'revoked', cached: true });
 });
 
+t.test('a replayed older "good" neither replaces a newer answer nor un-revokes', async (t) => {
+  const victim = await pki.issue('ocsp-replay-victim');
+  let recorded: Buffer | undefined;
+  answer = async (req) => {
+    const body = await pki.respond(req, pki.ca);
+    recorded ??= body;
+    return { body };
+  };
+  let offset = 0;
+  const { checker, logger } = makeChecker({ maxCacheTtlSeconds: 4 }, () => Date.now() + offset);
+  t.teardown(() => checker.close());
+  t.equal((await checker.check(victim.x509, pki.ca.x509)).status, 'good', 'good before revocation (recorded)');
+  await pki.revoke(victim);
+  offset = 4_500; // the good answer expired: the next check asks again
+  t.equal((await checker.check(victim.x509, pki.ca.x509)).status, 'revoked');
+  // The attacker on the plain-HTTP path now answers with the recorded "good", re-dated an hour back but "valid" for a day.
+  const old = await redateOcspResponse(recorded!, pki.ca, new Date(Date.now() - 3_600_000), new Date(Date.now() + 86_400_000));
+  answer = async () => ({ body: old });
+  offset = 4_500 + 3_500; // past 75 % of the revoked answer's lifetime: a hit refreshes in the background
+  t.equal((await checker.check(victim.x509, pki.ca.x509)).status, 'revoked');
+  t.ok(await waitFor(() => logger.find('warn', 'OCSP answer older than the one held, or un-revoking it; ignored').length === 1, 3000), 'the replay was refused and logged');
+  t.equal((await checker.check(victim.x509, pki.ca.x509)).status, 'revoked', 'still revoked');
+});
+
 t.test('a failed background refresh keeps the still-valid answer', async (t) => {
   answer = async (req) => ({ body: await pki.respond(req, pki.ca) });
   let offset = 0;
