@@ -17,6 +17,7 @@ export interface Metrics {
   readonly registry: Registry;
   readonly handshakes: Counter<'result' | 'reason' | 'tls_version'>;
   readonly handshakeDuration: Histogram<'result'>;
+  readonly connectionsClosed: Counter<'reason'>;
   readonly activeConnections: Gauge;
   readonly clientCertRemainingValidity: Histogram;
   readonly revocationChecks: Counter<'method' | 'status' | 'cache'>;
@@ -47,6 +48,12 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
       name: 'mtls_handshakes_total',
       help: 'TLS handshakes by result (accepted/rejected), failure reason (none when accepted) and TLS version.',
       labelNames: ['result', 'reason', 'tls_version'],
+      registers: r,
+    }),
+    connectionsClosed: new Counter({
+      name: 'mtls_connections_closed_total',
+      help: 'Verified client connections the sidecar closed after their handshake, by reason: expired (a certificate of the path expired) or revoked (one was revoked since).',
+      labelNames: ['reason'],
       registers: r,
     }),
     handshakeDuration: new Histogram({

@@ -83,10 +83,8 @@ export function createTelemetry(options: TelemetryOptions): PipelineObserver {
       }
     },
     connectionExpired(identity, socket, deadlineMs) {
-      // Counted with the handshakes refused as `expired`, so refusals by reason (dashboards,
-      // alerts) include it; the connection was counted as accepted when it was opened.
-      const tls = socket.getProtocol() ?? 'unknown';
-      m.handshakes.inc({ result: 'rejected', reason: 'expired', tls_version: tls });
+      // Not a handshake: the handshake was counted as accepted; this is a later closing.
+      m.connectionsClosed.inc({ reason: 'expired' });
       if (limiter.allow('connection_expired', 'expired')) {
         logger.warn(
           {
@@ -96,7 +94,7 @@ export function createTelemetry(options: TelemetryOptions): PipelineObserver {
             fingerprint: identity.fingerprintSha256,
             validUntil: new Date(deadlineMs).toISOString(),
             remote: socket.remoteAddress,
-            tls,
+            tls: socket.getProtocol() ?? 'unknown',
           },
           'client certificate expired on an open connection; refused and closed',
         );

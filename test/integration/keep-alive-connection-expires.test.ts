@@ -86,7 +86,8 @@ for (const mode of ['http', 'reject'] as const) {
     t.equal(echo.requests(), hitsBefore + 1, 'the upstream never saw the request after expiry');
 
     const m = await metrics(sc);
-    t.equal(total(m, 'mtls_handshakes_total', { result: 'rejected', reason: 'expired' }), 1, 'counted as an expired refusal');
+    t.equal(total(m, 'mtls_connections_closed_total', { reason: 'expired' }), 1, 'counted as a connection closed for expiry');
+    t.equal(total(m, 'mtls_handshakes_total', { result: 'rejected' }), 0, 'not as a refused handshake: the handshake was accepted');
     t.equal(total(m, 'mtls_requests_total', { status_class: '2xx' }), 1, 'only the first request is a 2xx');
     t.equal(total(m, 'mtls_requests_total', { status_class: '4xx' }), 1, 'the refused one is a 4xx');
     t.ok(sc.logs.some((l) => l.event === 'connection_expired' && l.reason === 'expired'), 'logged as a refusal');
@@ -121,5 +122,5 @@ t.test('an upgraded WebSocket is closed when its certificate expires', async (t)
   t.ok(at - notAfter < 2_000, 'and promptly');
   await sleep(100);
   t.ok(upstreamClosed, 'the upstream side was closed too');
-  t.equal(total(await metrics(sc), 'mtls_handshakes_total', { result: 'rejected', reason: 'expired' }), 1);
+  t.equal(total(await metrics(sc), 'mtls_connections_closed_total', { reason: 'expired' }), 1);
 });

@@ -151,6 +151,7 @@ t.test('an open keep-alive connection is closed once its certificate is revoked 
   t.ok(closedAt > 0, 'the open connection was closed');
   t.ok(closedAt - revokedAt < 3_000, `closed ${closedAt - revokedAt} ms after the CRL was published (poll interval 1 s)`);
   t.ok(sc.logs.some((l) => l.event === 'revoked_connections_closed'), 'logged');
+  t.match(await sc.sidecar.metrics.registry.getSingleMetricAsString('mtls_connections_closed_total'), /mtls_connections_closed_total\{reason="revoked"\} 1/, 'counted');
   const again = await get(sc.port, victim);
   t.ok(again.error, 'and a new connection is refused');
 });
