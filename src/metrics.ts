@@ -52,7 +52,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     }),
     connectionsClosed: new Counter({
       name: 'mtls_connections_closed_total',
-      help: 'Verified client connections the sidecar closed after their handshake, by reason: expired (a certificate of the path expired) or revoked (one was revoked since).',
+      help: 'Verified client connections the sidecar closed after their handshake, by reason: expired (a certificate of the path expired), revoked (one was revoked since) or untrusted (a CA of the path was removed from the bundle by a reload).',
       labelNames: ['reason'],
       registers: r,
     }),

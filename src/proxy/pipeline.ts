@@ -49,6 +49,7 @@ const VERIFICATION_FAILED: Verdict = Object.freeze({ ok: false, reason: 'tls_err
 /** The verdict of a connection once its certificate expired while it was open. */
 const EXPIRED: Verdict = Object.freeze({ ok: false, reason: 'expired', detail: 'client certificate expired during the connection' });
 const BAD_TARGET = Object.freeze({ error: 'bad_request_target', reason: 'not an origin-form path without dot segments' });
+const UPGRADE_NOT_ALLOWED = Object.freeze({ error: 'upgrade_not_allowed', reason: 'only websocket upgrades are forwarded' });
 /** Node timers take at most 2^31-1 ms (~24.8 days); a longer wait is re-armed in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -222,6 +223,11 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
         reportRawAnswer(observer, req, 400, verdict.identity);
         return;
       }
+      if (!isWebSocketUpgrade(req.headers.upgrade)) {
+        writeRawJsonError(socket, 400, UPGRADE_NOT_ALLOWED);
+        reportRawAnswer(observer, req, 400, verdict.identity);
+        return;
+      }
       closeAtDeadline(tlsSocket, verdict.identity);
       forwarder.ws(req, socket, head, upstreamHeaders(req.rawHeaders, tlsSocket, verdict.identity.headers, true), (kind, err) => {
         const answer = upstreamFailed(kind, err, req);
@@ -238,4 +244,13 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       });
     },
   };
+}
+
+/**
+ * Only WebSocket upgrades are forwarded. Any other protocol (h2c above all) would turn the
+ * connection into a tunnel whose later requests the sidecar never sees: their client-chosen
+ * identity headers would reach the upstream unstripped ("h2c smuggling"). Pure.
+ */
+export function isWebSocketUpgrade(upgrade: string | undefined): boolean {
+  return upgrade !== undefined && upgrade.trim().toLowerCase() === 'websocket';
 }

@@ -167,7 +167,11 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       }
       if (failures.length > 0) reportFailed(source);
       source.waitingForIssuer = failures.some((f) => f.reason === 'issuer-unknown');
-      const outcome = deps.store.apply(source.id, crls, failures.length === 0);
+      const outcome = deps.store.apply(source.id, crls);
+      // (With failures, the missing CRLs are most likely the ones just refused and logged.)
+      for (const crl of failures.length === 0 ? outcome.omitted : []) {
+        logger.warn({ source: source.id, issuer: crl.issuer, nextUpdate: new Date(crl.nextUpdate).toISOString() }, 'source no longer provides the CRL of this issuer; keeping the last one until it goes stale');
+      }
       for (const crl of outcome.rollbacks) {
         logger.warn({ source: source.id, issuer: crl.issuer, thisUpdate: new Date(crl.thisUpdate).toISOString() }, 'CRL older than the one held; ignored');
       }

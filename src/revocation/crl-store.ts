@@ -17,16 +17,21 @@ export interface ApplyOutcome {
   readonly changedIssuers: Set<string>;
   /** New CRLs refused because they are older than the one held in the same slot. */
   readonly rollbacks: LoadedCrl[];
+  /** CRLs the source held and no longer provides: kept (see `apply`). */
+  readonly omitted: LoadedCrl[];
 }
 
 /** CRLs by source and by issuer. Mutations are sync and all-or-nothing per slot. */
 export interface CrlStore {
   /**
    * Puts `crls` into `sourceId`'s slots. A CRL older (thisUpdate, then CRL number) than the one it
-   * would replace is refused (a replayed old CRL could un-revoke). With `complete`, slots the
-   * source no longer provides are dropped; otherwise (some CRL in the input failed) they are kept.
+   * would replace is refused (a replayed old CRL could un-revoke). A slot the source no longer
+   * provides is kept and reported in `omitted`: whoever answers a plain-HTTP CRL URL could
+   * otherwise make an issuer's revocations vanish by serving another CA's valid CRL. A kept CRL
+   * goes stale by itself (then `unknown`); only `dropIssuers` (the CA is no longer trusted)
+   * removes one.
    */
-  apply(sourceId: string, crls: readonly LoadedCrl[], complete: boolean): ApplyOutcome;
+  apply(sourceId: string, crls: readonly LoadedCrl[]): ApplyOutcome;
   /** The CRLs `sourceId` currently contributes. */
   crlsOf(sourceId: string): LoadedCrl[];
   /** True if some source holds a CRL of this issuer (current or stale). */
@@ -65,7 +70,7 @@ export function createCrlStore(staleGraceMs: number): CrlStore {
     set.add(crl);
   };
   return {
-    apply(sourceId, crls, complete) {
+    apply(sourceId, crls) {
       const slots = bySource.get(sourceId) ?? new Map<string, LoadedCrl>();
       const changedIssuers = new Set<string>();
       const rollbacks: LoadedCrl[] = [];
@@ -83,17 +88,10 @@ export function createCrlStore(staleGraceMs: number): CrlStore {
         index(crl);
         changedIssuers.add(crl.issuerKeyHash);
       }
-      if (complete) {
-        for (const [slot, held] of slots) {
-          if (provided.has(slot)) continue;
-          slots.delete(slot);
-          unindex(held);
-          changedIssuers.add(held.issuerKeyHash);
-        }
-      }
+      const omitted = [...slots].filter(([slot]) => !provided.has(slot)).map(([, held]) => held);
       if (slots.size > 0) bySource.set(sourceId, slots);
       else bySource.delete(sourceId);
-      return { changedIssuers, rollbacks };
+      return { changedIssuers, rollbacks, omitted };
     },
     hasIssuer: (issuerKeyHash) => byIssuer.has(issuerKeyHash),
     dropIssuers(issuerKeyHashes) {

@@ -6,7 +6,10 @@
  * issuers from a path the verifier built with checked signatures up to a configured root, so the
  * intermediate is as trustworthy as the bundle, and a CRL signed by it (typically found via a
  * leaf's distribution point) must be verifiable. Learned issuers are bounded (LRU) so a flood of
- * chains cannot grow memory, and forgotten when the bundle changes (they may hang off a removed root).
+ * chains cannot grow memory. They are kept when the bundle changes: a CRL they sign answers only
+ * for certificates whose verified path runs through them, and such a path must end at a root that
+ * is still configured, so one hanging off a removed root can speak for nobody. Forgetting them
+ * would instead leave their CRL sources unable to load a newer CRL until a client re-teaches them.
  *
  * Learning cannot be abused to forge revocation state for someone else: CRLs are stored under the
  * key hash of the issuer whose key verified them, and lookups use the key of the issuer passed to
@@ -37,9 +40,9 @@ export interface IssuerRegistry {
   /** True while an issuer with this key hash is configured or learned. */
   knows(keyHash: string): boolean;
   /**
-   * Replaces the configured CAs (a reload changed the bundle) and forgets every learned issuer.
-   * Returns the key hashes that were configured before and are not now. Sync; throws
-   * `SidecarError` if a new certificate cannot be parsed, before changing anything.
+   * Replaces the configured CAs (a reload changed the bundle); learned issuers stay. Returns the
+   * key hashes that were configured before and are neither configured nor learned now. Sync;
+   * throws `SidecarError` if a new certificate cannot be parsed, before changing anything.
    */
   replaceTrusted(trusted: readonly X509Certificate[]): Set<string>;
 }
@@ -112,8 +115,12 @@ export function createIssuerRegistry(trusted: readonly X509Certificate[], maxLea
     replaceTrusted(next) {
       const before = new Set([...pinned.values()].map((i) => i.keyHash));
       pin(next); // parses everything before assigning, so a bad certificate changes nothing
-      learned.clear(); // dispose() only unindexes from the old index, now replaced
+      for (const [id, info] of learned.entries()) {
+        if (pinned.has(id)) learned.delete(id); // now configured: one record is enough
+        else index(info);
+      }
       for (const info of pinned.values()) before.delete(info.keyHash);
+      for (const info of learned.values()) before.delete(info.keyHash);
       return before;
     },
   };

@@ -48,11 +48,11 @@ export interface RevocationChecker {
    */
   onRevoked(listener: RevokedListener): void;
   /**
-   * The trusted CA bundle changed (a reload): the CRL and OCSP signer set becomes `cas` (learned
-   * intermediates are forgotten and learned again from verified paths), CRLs of CAs no longer
-   * trusted are dropped, and every CRL source is read again. Sync swap; the promise resolves when
-   * the sources have been read (checks meanwhile wait for it rather than answer unknown). Throws
-   * `SidecarError` before changing anything if a certificate cannot be parsed.
+   * The trusted CA bundle changed (a reload): the CRL and OCSP signer set becomes `cas` plus the
+   * intermediates learned from verified paths, CRLs of CAs no longer trusted are dropped, and
+   * every CRL source is read again. Sync swap; the promise resolves when the sources have been
+   * read (checks meanwhile wait for it rather than answer unknown). Throws `SidecarError` before
+   * changing anything if a certificate cannot be parsed.
    */
   setTrustedCas(cas: readonly X509Certificate[]): Promise<void>;
   /** Resolves once every configured CRL file and URL has been loaded once or has failed. Never rejects. */

@@ -14,10 +14,10 @@ import { compileHeaderPlan } from '../identity/index.js';
 import { createLogger, createLogLimiter, type Logger } from '../logging.js';
 import { createMetrics, type Metrics } from '../metrics.js';
 import { formatRfc4514 } from '../pki/index.js';
-import { attachPipeline, createForwarder, createTelemetry } from '../proxy/index.js';
+import { attachPipeline, createForwarder, createTelemetry, type Pipeline } from '../proxy/index.js';
 import { createDataServer, createMaterialReloader, loadTlsMaterial, secureContextOptions, type TlsMaterial } from '../tls/index.js';
 import { createPeerVerifier } from '../verify/index.js';
-import { createTrustOwner } from './trust-owner.js';
+import { closeConnectionsOfRemovedCas, createTrustOwner } from './trust-owner.js';
 
 /** A started sidecar. */
 export interface RunningSidecar {
@@ -54,7 +54,9 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   recordExpiries(metrics, material);
   const plan = compileHeaderPlan(config.identity);
   const revocation = createRevocationEnforcement(config.revocation, { trustedCas: material.caCertificates, logger, metrics });
-  const trust = createTrustOwner(material.caCertificates, material.caPems, revocation ? [revocation] : []);
+  let pipeline: Pipeline | undefined; // attached below; the trust owner only calls back on a reload
+  const closeUntrusted = closeConnectionsOfRemovedCas(() => pipeline, logger, metrics);
+  const trust = createTrustOwner(material.caCertificates, material.caPems, revocation ? [revocation, closeUntrusted] : [closeUntrusted]);
   let current = material;
   const verifier = createPeerVerifier({
     revocation: revocation?.gate,
@@ -102,7 +104,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       }
     },
   });
-  const pipeline = attachPipeline(server, {
+  pipeline = attachPipeline(server, {
     verifier,
     plan,
     forwarder,

@@ -145,7 +145,10 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
     return verdict;
   }
 
-  function verify(socket: TLSSocket): Verdict | Promise<Verdict> {
+  /** How many times a verification is redone because the CA bundle changed while it waited. */
+  const MAX_TRUST_RETRIES = 3;
+
+  function verify(socket: TLSSocket, attempt = 0): Verdict | Promise<Verdict> {
     // Absence of a peer certificate is the test, not `authorized`: Node once reported resumed TLS 1.3
     // sessions without a client certificate as authorized.
     // The legacy accessor, not getPeerX509Certificate(): that one duplicates the certificate
@@ -159,11 +162,18 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
     if (!socket.authorized) return refuse('unknown_ca', 'the handshake did not authorize the client', new X509Certificate(peer.raw));
 
     const t = now();
+    const trust = options.trust();
     const facts = certificateFacts(socket, peer, socket.isSessionReused(), t);
     if (!facts.ok) return facts;
     const gate = options.revocation;
     if (!gate) return facts;
-    return checkRevocation(gate, facts);
+    // A reload may swap the CA bundle while the revocation answer is awaited: a verdict reached on
+    // the old trust is not delivered; the connection is verified again against the new one.
+    return checkRevocation(gate, facts).then((verdict) => {
+      if (options.trust() === trust) return verdict;
+      if (attempt >= MAX_TRUST_RETRIES) return refuse('unknown_ca', 'the CA bundle kept changing during verification', facts.identity.leafCertificate);
+      return verify(socket, attempt + 1);
+    });
   }
 
   return { verify };
