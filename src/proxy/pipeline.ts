@@ -53,15 +53,6 @@ const UPGRADE_NOT_ALLOWED = Object.freeze({ error: 'upgrade_not_allowed', reason
 /** Node timers take at most 2^31-1 ms (~24.8 days); a longer wait is re-armed in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/**
- * The instant (ms since epoch) after which a connection's identity is no longer valid — the
- * earliest notAfter of its verified chain — so requests arriving later are refused as `expired`.
- * The one place the pipeline reads it.
- */
-function deadlineOf(identity: VerifiedIdentity): number {
-  return identity.validUntilMs;
-}
-
 /** The HTTP status a refusal gets in `http` mode: 401 when no certificate was offered at all. */
 export function statusForReason(reason: FailureReason): number {
   return reason === 'no_certificate' ? 401 : 403;
@@ -156,7 +147,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
    * for the rest of the connection. Per request this costs one comparison with `Date.now()`.
    */
   function current(socket: TLSSocket, verdict: Verdict): Verdict {
-    if (!verdict.ok || Date.now() <= deadlineOf(verdict.identity)) return verdict;
+    if (!verdict.ok || Date.now() <= verdict.identity.validUntilMs) return verdict;
     expire(socket, verdict.identity);
     return EXPIRED;
   }
@@ -166,7 +157,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     if (states.get(socket) === EXPIRED) return;
     states.set(socket, EXPIRED);
     verified.delete(socket);
-    observer.connectionExpired?.(identity, socket, deadlineOf(identity));
+    observer.connectionExpired?.(identity, socket, identity.validUntilMs);
   }
 
   /**
@@ -177,7 +168,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
   function closeAtDeadline(socket: TLSSocket, identity: VerifiedIdentity): void {
     let timer: NodeJS.Timeout | undefined;
     const check = () => {
-      const left = deadlineOf(identity) - Date.now();
+      const left = identity.validUntilMs - Date.now();
       if (left >= 0) {
         timer = setTimeout(check, Math.min(left + 1, MAX_TIMER_MS)).unref();
         return;
