@@ -69,6 +69,8 @@ export function createRevocationEnforcement(
     return h;
   };
   let timer: NodeJS.Timeout | undefined;
+  let generation = 0;
+  checker.onRevoked(() => generation++);
 
   function closeConnections(pipeline: Pipeline, match: (id: VerifiedIdentity) => boolean, why: string): void {
     const sockets = pipeline.connectionsOf(match);
@@ -89,6 +91,7 @@ export function createRevocationEnforcement(
   return {
     gate: {
       onUnknown: options.onUnknown,
+      generation: () => generation,
       check: (cert, issuer, role) => checker.check(cert, issuer, role),
     },
     trustChanged(cas) {

@@ -56,6 +56,11 @@ export interface RevocationGate {
    */
   check(cert: X509Certificate, issuer: X509Certificate, role: 'leaf' | 'ca'): Promise<RevocationOutcome>;
   readonly onUnknown: 'fail-closed' | 'fail-open';
+  /**
+   * A number that changes whenever a certificate the checker has answered about turns revoked
+   * (a new CRL, an OCSP answer): a verdict awaited across such a change is reached again.
+   */
+  readonly generation: () => number;
 }
 
 /** How the verifier is built. `trust` is a getter so a CA reload is seen by the next handshake. */
@@ -145,8 +150,8 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
     return verdict;
   }
 
-  /** How many times a verification is redone because the CA bundle changed while it waited. */
-  const MAX_TRUST_RETRIES = 3;
+  /** How many times a verification is redone because trust or revocation data changed while it waited. */
+  const MAX_RETRIES = 3;
 
   function verify(socket: TLSSocket, attempt = 0): Verdict | Promise<Verdict> {
     // Absence of a peer certificate is the test, not `authorized`: Node once reported resumed TLS 1.3
@@ -167,11 +172,13 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
     if (!facts.ok) return facts;
     const gate = options.revocation;
     if (!gate) return facts;
-    // A reload may swap the CA bundle while the revocation answer is awaited: a verdict reached on
-    // the old trust is not delivered; the connection is verified again against the new one.
+    // The answers for a path are awaited concurrently, so one may have been read before a CRL or
+    // OCSP change that another was still waiting on; and a reload may swap the CA bundle meanwhile.
+    // A verdict reached across either is not delivered: the connection is verified again.
+    const generation = gate.generation();
     return checkRevocation(gate, facts).then((verdict) => {
-      if (options.trust() === trust) return verdict;
-      if (attempt >= MAX_TRUST_RETRIES) return refuse('unknown_ca', 'the CA bundle kept changing during verification', facts.identity.leafCertificate);
+      if (options.trust() === trust && gate.generation() === generation) return verdict;
+      if (attempt >= MAX_RETRIES) return refuse('revocation_unknown', 'trust or revocation data kept changing during verification', facts.identity.leafCertificate);
       return verify(socket, attempt + 1);
     });
   }

@@ -133,6 +133,39 @@ t.test('an intermediate learned from clients keeps its CRL source working across
   t.equal(echo.requests(), before, 'nothing reached the upstream');
 });
 
+t.test('a revocation learned while a verdict is pending is not missed', async (t) => {
+  // The device's own CRL is read at once; the check of its CA waits for a slow distribution point.
+  // The device is revoked in between: the verdict must be reached again, not delivered as "good".
+  let rootCrl = await crlOf(root);
+  const cdp: Server = createServer((_req, res) => void setTimeout(() => res.end(rootCrl), 3_000));
+  await new Promise<void>((r) => cdp.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => {
+    cdp.closeAllConnections();
+    cdp.close(r);
+  }));
+  const url = `http://127.0.0.1:${(cdp.address() as AddressInfo).port}/root.crl`;
+  const issuing = await mint({ subject: 'CN=Pending Issuing CA', ca: true, issuer: root, cdp: [url] });
+  rootCrl = await crlOf(root);
+  const leaf = await mint({ subject: 'CN=pending', issuer: issuing, uri: 'urn:device:pending' });
+  const issuingCrlFile = pki.write('pending-issuing.crl', await crlOf(issuing));
+  const sc = await startTestSidecar(pki, echo.url, {
+    clientAuth: { caBundle: [pki.write('pending-root.pem', root.pem)], failureMode: 'http' },
+    revocation: { mode: 'crl', crl: { files: [issuingCrlFile], filePollIntervalSeconds: 1, fetchTimeoutMs: 8_000 } },
+  });
+  t.teardown(() => sc.close());
+  const before = echo.requests();
+  const conn = await openKeepAlive({ port: sc.port, ca: pki.rootPem, cert: leaf.pem + issuing.pem, key: leaf.key.privateKeyPem });
+  t.teardown(() => conn.close());
+  const first = conn.get('/first'); // waits for the verdict
+  await sleep(300);
+  writeFileSync(issuingCrlFile, await crlOf(issuing, [leaf], 'keyCompromise'));
+  await sleep(2_000);
+  t.ok(sc.logs.some((l) => l.msg === 'CRL loaded' && l.entries === 1), 'the CRL listing the device loaded while the verdict was pending');
+  const r1 = await first;
+  t.not(r1.status, 200, 'the pending request is refused');
+  t.equal(echo.requests(), before, 'nothing reached the upstream');
+});
+
 t.test('an h2c (or any non-WebSocket) upgrade is refused, never tunnelled', async (t) => {
   const leaf = await mint({ subject: 'CN=h2c', issuer: root, uri: 'urn:device:h2c' });
   const sc = await startTestSidecar(pki, echo.url, { clientAuth: { caBundle: [pki.write('h2c-root.pem', root.pem)] } });
