@@ -2,7 +2,8 @@
  * `workers: 1 | N | auto` with node:cluster. The primary owns the admin listener (metrics
  * aggregated from every worker, readiness = every worker listening and nobody draining), hands
  * every worker the same session-ticket keys (so resumption works whichever worker a connection
- * lands on), fans SIGHUP and SIGTERM out to the workers, and replaces a worker that dies
+ * lands on) and relays path hints between them (so a worker can rebuild the path of a session
+ * resumed from another worker's handshake, see serve/path-hints.ts), fans SIGHUP and SIGTERM out to the workers, and replaces a worker that dies
  * unexpectedly. Workers run the ordinary sidecar without an admin listener.
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -15,8 +16,10 @@ import { handleSignals } from './lifecycle.js';
 import { createLogger } from './logging.js';
 import { startSidecar } from './serve/index.js';
 
-type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' };
-type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' };
+/** A path hint on the wire: a leaf's fingerprint and the base64 DER of its client-sent intermediates. */
+type PathHintMessage = { type: 'path-hint'; leaf: string; ders: string[] };
+type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage;
+type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage;
 
 /** How many workers `workers` means on this machine. Pure apart from reading the CPU count. */
 export function workerCount(workers: SidecarConfig['workers']): number {
@@ -46,7 +49,11 @@ async function runWorker(config: SidecarConfig): Promise<number> {
     // Ask only once listening: a message sent before a listener exists is dropped.
     process.send?.({ type: 'hello' } satisfies ToPrimary);
   });
-  const sidecar = await startSidecar(config, { ticketKeys: Buffer.from(init.ticketKeys, 'base64'), admin: false });
+  const sidecar = await startSidecar(config, {
+    ticketKeys: Buffer.from(init.ticketKeys, 'base64'),
+    admin: false,
+    publishPathHint: (leaf, ders) => process.send?.({ type: 'path-hint', leaf, ders: ders.map((d) => d.toString('base64')) } satisfies ToPrimary),
+  });
   AggregatorRegistry.setRegistries([sidecar.metrics.registry]);
   // Constructing one is what installs prom-client's worker-side listener for the primary's requests.
   new AggregatorRegistry();
@@ -63,6 +70,7 @@ async function runWorker(config: SidecarConfig): Promise<number> {
     process.on('message', (m: ToWorker) => {
       if (m.type === 'reload') sidecar.reload('SIGHUP');
       if (m.type === 'shutdown') stop();
+      if (m.type === 'path-hint') sidecar.receivePathHint(m.leaf, m.ders.map((d) => Buffer.from(d, 'base64')));
     });
     process.once('disconnect', stop); // the primary is gone: drain and leave
   });
@@ -81,6 +89,9 @@ async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
       if (m.type === 'hello') worker.send({ type: 'init', ticketKeys } satisfies ToWorker);
       if (m.type === 'listening') listening.add(worker);
       if (m.type === 'draining') listening.delete(worker);
+      if (m.type === 'path-hint') {
+        for (const other of Object.values(cluster.workers ?? {})) if (other && other !== worker && other.isConnected()) other.send(m satisfies ToWorker);
+      }
     });
     worker.on('exit', (code, signal) => {
       listening.delete(worker);

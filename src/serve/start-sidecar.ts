@@ -17,6 +17,7 @@ import { formatRfc4514 } from '../pki/index.js';
 import { attachPipeline, createForwarder, createTelemetry, type Pipeline } from '../proxy/index.js';
 import { createDataServer, createMaterialReloader, loadTlsMaterial, secureContextOptions, type TlsMaterial } from '../tls/index.js';
 import { createPeerVerifier } from '../verify/index.js';
+import { createPathHintStore } from './path-hints.js';
 import { closeConnectionsOfRemovedCas, createTrustOwner } from './trust-owner.js';
 
 /** A started sidecar. */
@@ -29,6 +30,8 @@ export interface RunningSidecar {
   readonly server: Server;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Takes another worker's path hint. Never throws; a no-op without `publishPathHint`. */
+  receivePathHint(leafFingerprint: string, ders: readonly Buffer[]): void;
   /** Re-reads the TLS material now (SIGHUP). Never throws: a failure keeps the old material. */
   reload(trigger?: string): void;
   /** True once close() has begun. */
@@ -44,6 +47,8 @@ export interface StartOptions {
   readonly ticketKeys?: Buffer;
   /** Workers serve no admin listener of their own: the primary aggregates. */
   readonly admin?: boolean;
+  /** Workers: sends a path hint to the other workers (see path-hints.ts); they answer through `receivePathHint`. */
+  readonly publishPathHint?: (leafFingerprint: string, ders: readonly Buffer[]) => void;
 }
 
 /** Builds and starts the sidecar. Async; rejects with a SidecarError if material or a port fails. */
@@ -58,8 +63,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   const closeUntrusted = closeConnectionsOfRemovedCas(() => pipeline, logger, metrics);
   const trust = createTrustOwner(material.caCertificates, material.caPems, revocation ? [revocation, closeUntrusted] : [closeUntrusted]);
   let current = material;
+  const hints = options.publishPathHint ? createPathHintStore(options.publishPathHint) : undefined;
   const verifier = createPeerVerifier({
     revocation: revocation?.gate,
+    hints,
     trust: trust.current,
     maxChainDepth: config.clientAuth.maxChainDepth,
     requireClientAuthEku: config.clientAuth.requireClientAuthEku,
@@ -161,6 +168,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     server,
     logger,
     metrics,
+    receivePathHint: (leafFingerprint, ders) => hints?.receive(leafFingerprint, ders),
     reload: (trigger = 'signal') => reloader.reload(trigger, true),
     get draining() {
       return draining;

@@ -24,14 +24,15 @@ export interface DataListenerOptions {
 
 /**
  * Secure-context options from checked material; also what a hot reload passes to
- * `server.setSecureContext`. A new context gets new session-ticket keys, so sessions issued under
- * an old CA bundle cannot be resumed under a new one.
+ * `server.setSecureContext`. The session-ticket keys are the caller's and stay the same across
+ * contexts, so sessions issued under an old CA bundle do resume under a new one: the verifier
+ * rebuilds and checks their path against the current bundle.
  */
 export function secureContextOptions(material: TlsMaterial, options: Pick<DataListenerOptions, 'minVersion' | 'ciphers' | 'ticketKeys'>): SecureContextOptions {
   return {
     // Shared by every worker (and kept across reloads) so a session resumes whichever worker
-    // the connection lands on. Trust changes are still enforced: the verifier re-anchors every
-    // resumed session against the current CA bundle.
+    // the connection lands on. Trust changes are still enforced: the verifier rebuilds every
+    // resumed session's path against the current CA bundle.
     ...(options.ticketKeys ? { ticketKeys: options.ticketKeys } : {}),
     cert: material.certPem,
     key: material.keyPem,

@@ -4,6 +4,7 @@ export { buildVerifiedPath, presentedCertificates, type CertPath, type PathOutco
 export {
   createPeerVerifier,
   decideRevocation,
+  type PathHints,
   type PeerSummary,
   type PeerVerifier,
   type PeerVerifierOptions,

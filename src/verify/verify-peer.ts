@@ -63,6 +63,17 @@ export interface RevocationGate {
   readonly generation: () => number;
 }
 
+/**
+ * Candidates shared between processes for resumed sessions (see serve/path-hints.ts): never
+ * trusted, only offered to the path builder like certificates a client sent.
+ */
+export interface PathHints {
+  /** The intermediates another process saw with this leaf (by fingerprint256), if any. */
+  recall(leafFingerprint: string): readonly X509Certificate[] | undefined;
+  /** Tells the other processes which client-sent intermediates this leaf's verified path uses. */
+  share(leafFingerprint: string, certificates: readonly X509Certificate[]): void;
+}
+
 /** How the verifier is built. `trust` is a getter so a CA reload is seen by the next handshake. */
 export interface PeerVerifierOptions {
   readonly trust: () => TrustIndex;
@@ -71,6 +82,7 @@ export interface PeerVerifierOptions {
   readonly deviceIdRules: readonly DeviceIdRule[];
   readonly renderHeaders: (identity: CertIdentity) => RenderedHeaders;
   readonly revocation?: RevocationGate | undefined;
+  readonly hints?: PathHints | undefined;
   readonly now?: () => number;
   /** Verified certificates remembered by fingerprint (default 20,000). */
   readonly cacheEntries?: number;
@@ -96,6 +108,12 @@ const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 interface CachedFacts {
   readonly trust: TrustIndex;
   readonly verdict: Verdict;
+  /**
+   * The CA certificates the client presented with this leaf at its last full handshake: candidates
+   * (checked again on every build) when the path must be rebuilt for a resumed session, which
+   * carries only the leaf — after a reload, or once an intermediate of the old path expired.
+   */
+  readonly presented: readonly X509Certificate[];
 }
 
 type Accepted = Extract<Verdict, { ok: true }>;
@@ -123,13 +141,20 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
     // session carries only the leaf, so its path is built from the configured CAs alone.
     const full = socket.getPeerX509Certificate();
     const leaf = full ?? new X509Certificate(peer.raw);
-    const built = buildVerifiedPath(leaf, presentedCertificates(full), trust, { now: t, maxCaCertificates: options.maxChainDepth });
+    const sent = presentedCertificates(full);
+    const presented = sent.length > 0 ? sent : (hit?.presented ?? options.hints?.recall(key) ?? []);
+    const built = buildVerifiedPath(leaf, presented, trust, { now: t, maxCaCertificates: options.maxChainDepth });
     if (!built.ok) {
       // Not cached: a full handshake (with the intermediates) or a later reload may fix it.
       const detail = resumed && built.reason === 'unknown_ca' ? `resumed session: ${built.detail} among the configured CAs; a full handshake is needed` : built.detail;
       return refuse(built.reason, detail, leaf);
     }
     const path = built.path;
+    if (!hit && sent.length > 0) {
+      // First sight of this device here: tell the other workers which intermediates it sent.
+      const configured = new Set(trust.certificates.map((c) => c.fingerprint256));
+      options.hints?.share(key, path.certificates.slice(1).filter((c) => !configured.has(c.fingerprint256)));
+    }
     let verdict: Verdict;
     if (options.requireClientAuthEku && !(leaf.keyUsage ?? []).includes(CLIENT_AUTH_OID)) {
       verdict = refuse('bad_key_usage', 'the certificate has no clientAuth extended key usage', leaf);
@@ -141,12 +166,12 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
         // A CA-signed certificate whose names cannot be rendered safely (e.g. non-ASCII in a SAN
         // URI) yields no usable identity: refuse it rather than forward something half-read.
         verdict = refuse('no_device_id', `certificate names cannot be read: ${(err as Error).message}`, leaf);
-        cache.set(key, { trust, verdict });
+        cache.set(key, { trust, verdict, presented });
         return verdict;
       }
       verdict = identity ? { ok: true, identity: brand(identity, options.renderHeaders(identity), path) } : refuse('no_device_id', 'no deviceId rule matched the certificate', leaf);
     }
-    cache.set(key, { trust, verdict });
+    cache.set(key, { trust, verdict, presented });
     return verdict;
   }
 
