@@ -15,6 +15,8 @@ const FORWARDED = [
   '/a?%2e%2e',
   '/a%20b/c%2Fd',
   '//double/slash',
+  '/caf%C3%A9/menu',
+  '/a%3Bb',
 ];
 
 const REFUSED = [
@@ -37,6 +39,16 @@ const REFUSED = [
   '/a/..;jsessionid=x/admin',
   '/a/..#x',
   '/..?q=1',
+  // Readings of upstreams with decoding quirks (found by an outside review).
+  '/%252e%252e/admin',
+  '/%252e%252e%252fadmin',
+  '/%c0%ae%c0%ae/admin',
+  '/%C1%9C/admin',
+  '/%u002e%u002e/admin',
+  '/..%00/admin',
+  '/..%09/admin',
+  '/.%2e%3b/admin',
+  '/%2e%2e%3Bx/admin',
   'http://evil.example/admin',
   'https://evil.example',
   'evil.example:443',
