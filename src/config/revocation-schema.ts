@@ -14,7 +14,8 @@
  *   # The CA certificates of the verified path below the root (intermediates): required checks
  *   # them exactly like the leaf; if-published checks each one that some source can speak about
  *   # (a loaded CRL of its issuer, a distribution point or OCSP URL it names, a configured CRL
- *   # source not yet attributed) and lets pass one that none can; skip checks only the leaf.
+ *   # source that may hold its issuer's CRL unloaded) and lets pass one that none can; skip
+ *   # checks only the leaf.
  *   intermediates: if-published
  *   # Certificates remembered (LRU) so that a later CRL/OCSP refresh can report them revoked and
  *   # the proxy can close their open connections.

@@ -131,13 +131,16 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
 
   /**
    * Whether any source could speak about this CA certificate: a loaded CRL of its issuer, a
-   * distribution point or OCSP responder it names, or a configured CRL source that has not yet
-   * yielded a CRL (it may be that issuer's). Used by `intermediates: if-published`.
+   * distribution point or OCSP responder it names, or a configured CRL source that may hold its
+   * issuer's CRL without it being loaded (unread, unreadable, or a CRL of that name it could not
+   * verify). Used by `intermediates: if-published`.
    */
-  const caHasSource = (leaf: LeafFacts, issuer: IssuerInfo): boolean =>
+  const caHasSource = (facts: LeafFacts, issuer: IssuerInfo): boolean =>
     (methods.includes('crl') &&
-      (store.hasIssuer(issuer.keyHash) || (options.crl.fetchDistributionPoints && leaf.scope.cdpUrls.some((u) => u.startsWith('http://'))) || (sources?.hasUnattributed() ?? false))) ||
-    (methods.includes('ocsp') && leaf.namesOcspResponder);
+      (store.hasIssuer(issuer.keyHash) ||
+        (options.crl.fetchDistributionPoints && facts.scope.cdpUrls.some((u) => u.startsWith('http://'))) ||
+        (sources?.mayHoldUnloadedCrlOf(facts.leaf.issuerName) ?? false))) ||
+    (methods.includes('ocsp') && facts.namesOcspResponder);
 
   return {
     async check(leafCert, issuerCert, role = 'leaf') {
@@ -154,7 +157,7 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
         if (isNew) void sources?.retryUnknownIssuers();
         if (role === 'ca' && options.intermediates === 'if-published') {
           // An unattributed configured CRL may only be waiting for an issuer learned this moment.
-          const rerunning = sources?.hasUnattributed() ? sources.pendingReruns() : undefined;
+          const rerunning = sources?.mayHoldUnloadedCrlOf(facts0.leaf.issuerName) ? sources.pendingReruns() : undefined;
           if (rerunning !== undefined) await rerunning;
           if (!caHasSource(facts0, issuer)) return { status: 'good', method: 'none', cached: true, detail: 'no CRL or OCSP source covers this CA certificate' };
         }

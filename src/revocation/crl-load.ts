@@ -36,6 +36,8 @@ export interface CrlLoadFailure {
   /** Stable reason: 'pem' | 'der' | 'crl-unsupported' | 'issuer-unknown' | 'issuer-mismatch' | 'signature' | 'aborted'. */
   readonly reason: string;
   readonly message: string;
+  /** Hex of the CRL's issuer Name DER, when the CRL was read far enough to name its issuer. */
+  readonly issuerName?: string;
 }
 
 /** What `loadCrls` needs from its caller. */
@@ -83,13 +85,14 @@ function failureOf(index: number, err: unknown): CrlLoadFailure {
   return { index, reason: 'internal', message: String(err) };
 }
 
-async function loadOne(der: Buffer, deps: LoadCrlsDeps): Promise<LoadedCrl | { reason: string; message: string }> {
+async function loadOne(der: Buffer, deps: LoadCrlsDeps): Promise<LoadedCrl | { reason: string; message: string; issuerName?: string }> {
   const header = parseCrlHeader(der);
   const signatureHex = Buffer.from(header.signature).toString('hex');
   const previous = deps.reuse(signatureHex);
   if (previous !== undefined && (deps.boundTo === undefined || deps.boundTo.has(previous.issuerKeyHash))) return previous;
   const candidates = deps.issuers.byName(header.issuerName);
-  if (candidates.length === 0) return { reason: 'issuer-unknown', message: 'no trusted CA has this CRL issuer name' };
+  const issuerName = Buffer.from(header.issuerName).toString('hex');
+  if (candidates.length === 0) return { reason: 'issuer-unknown', message: 'no trusted CA has this CRL issuer name', issuerName };
   let signer: IssuerInfo | undefined;
   let why = '';
   for (const candidate of candidates) {
@@ -104,7 +107,7 @@ async function loadOne(der: Buffer, deps: LoadCrlsDeps): Promise<LoadedCrl | { r
     }
     why = verdict.reason;
   }
-  if (signer === undefined) return { reason: 'signature', message: `CRL not signed by any trusted CA of that name (${why})` };
+  if (signer === undefined) return { reason: 'signature', message: `CRL not signed by any trusted CA of that name (${why})`, issuerName };
   if (deps.boundTo !== undefined && !deps.boundTo.has(signer.keyHash)) {
     return { reason: 'issuer-mismatch', message: `CRL of ${signer.cert.subject.replace(/\n/g, ', ')} served where only the CRL of the certificates' own issuer is accepted` };
   }

@@ -62,8 +62,12 @@ export interface CrlSources {
   revalidateAll(): Promise<void>;
   /** Settles when the re-runs started by the two calls above have finished; undefined if none is running. */
   pendingReruns(): Promise<void> | undefined;
-  /** True while a configured file or URL has never yielded a CRL: it might be any issuer's. */
-  hasUnattributed(): boolean;
+  /**
+   * True while some configured file or URL might hold the CRL of the issuer with this Name (DER)
+   * without it being loaded: not read yet, unreadable or refused as a whole on its last read, or
+   * holding a CRL of that name it could not verify. Sync; never throws.
+   */
+  mayHoldUnloadedCrlOf(issuerName: Uint8Array): boolean;
   /** Stops timers and aborts fetches and parses. Idempotent. */
   close(): void;
 }
@@ -81,6 +85,10 @@ interface Source {
   lastModified?: string;
   failures: number;
   waitingForIssuer: boolean;
+  /** The last read failed before every CRL in it could be named (fetch, read, PEM/DER, unsupported). */
+  unreadable: boolean;
+  /** Issuer Names (DER hex) of CRLs in the last read that could not be verified. */
+  unverifiedNames: Set<string>;
   /** Set when the next run must read in full, ignoring the file's stat and the URL's validators. */
   forceFull: boolean;
   /** For discovered distribution points: the issuers whose certificates named this URL. */
@@ -138,6 +146,8 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       attempted: false,
       failures: 0,
       waitingForIssuer: false,
+      unreadable: false,
+      unverifiedNames: new Set(),
       forceFull: false,
       firstAttempt,
       markAttempted,
@@ -167,6 +177,8 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       }
       if (failures.length > 0) reportFailed(source);
       source.waitingForIssuer = failures.some((f) => f.reason === 'issuer-unknown');
+      source.unreadable = failures.some((f) => f.issuerName === undefined);
+      source.unverifiedNames = new Set(failures.flatMap((f) => (f.issuerName === undefined ? [] : [f.issuerName])));
       const outcome = deps.store.apply(source.id, crls);
       // (With failures, the missing CRLs are most likely the ones just refused and logged.)
       for (const crl of failures.length === 0 ? outcome.omitted : []) {
@@ -220,6 +232,7 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
         reportFailed(source);
       }
       source.statKey = key;
+      source.unreadable = true;
       return;
     }
     if (key === source.statKey && !source.waitingForIssuer) {
@@ -232,6 +245,7 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     } catch (err) {
       logger.warn({ source: source.id, err }, 'CRL file unreadable; previous CRL (if any) kept');
       reportFailed(source);
+      source.unreadable = true;
     }
   };
 
@@ -265,12 +279,14 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       } else {
         logger.warn({ source: source.id, status: res.status }, 'CRL download failed; previous CRL (if any) kept');
         reportFailed(source);
+        source.unreadable = true;
         return backoff();
       }
     } catch (err) {
       if (closed) return interval;
       logger.warn({ source: source.id, err }, 'CRL download failed; previous CRL (if any) kept');
       reportFailed(source);
+      source.unreadable = true;
       return backoff();
     }
     const held = deps.store.crlsOf(source.id);
@@ -362,7 +378,10 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       return rerun([...sources.values()], true);
     },
     pendingReruns: () => pending,
-    hasUnattributed: () => configured.some((s) => deps.store.crlsOf(s.id).length === 0),
+    mayHoldUnloadedCrlOf(issuerName) {
+      const hex = Buffer.from(issuerName).toString('hex');
+      return configured.some((s) => !s.attempted || s.unreadable || s.unverifiedNames.has(hex));
+    },
     close() {
       closed = true;
       abort.abort();

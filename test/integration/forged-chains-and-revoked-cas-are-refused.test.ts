@@ -134,6 +134,25 @@ t.test('required: a CA certificate with no revocation source is unknown; if-publ
   }
 });
 
+t.test('if-published: a leftover CRL of another CA does not count as the root\'s; an unreadable one does', async (t) => {
+  const device = await corpus.device('urn:device:leftover');
+  const issuingCrl = pki.write('issuing-for-leftover.crl', await crlOf(issuing));
+  const decommissioned = await mint({ subject: 'CN=Decommissioned CA', ca: true });
+  const leftover = pki.write('decommissioned.crl', await crlOf(decommissioned));
+  const garbage = pki.write('garbage.crl', '-----BEGIN X509 CRL-----\nnot a crl\n-----END X509 CRL-----\n');
+  for (const [extra, expected, why] of [
+    [leftover, 200, 'a CRL naming an untrusted CA cannot be the root\'s: the issuing CA has no source and passes'],
+    [garbage, 403, 'an unreadable configured CRL might be the root\'s: the issuing CA is unknown and fail-closed refuses'],
+  ] as const) {
+    const sc = await startTestSidecar(pki, echo.url, {
+      clientAuth: { caBundle: [bundle], failureMode: 'http' },
+      revocation: { mode: 'crl', crl: { files: [issuingCrl, extra], fetchDistributionPoints: false } },
+    });
+    t.equal((await via(sc.port)(device, [issuing])).status, expected, why);
+    await sc.close();
+  }
+});
+
 t.test("a distribution point cannot replace the issuer's CRL with another CA's", async (t) => {
   let body = await crlOf(issuing, []);
   const cdp: Server = createServer((_req, res) => res.end(body));
