@@ -10,7 +10,10 @@
 # Node with nothing downloaded from outside the registry (the machine's npm config otherwise names
 # the system Node's headers, /usr).
 # With a Node >= 24 already on PATH it changes nothing.
-NODE_LTS_VERSION=24.21.0
+# Not 24.21.0: it carries the regression of nodejs/node#65579 (also 26.8.x), where a TLS server no
+# longer sees the intermediates a client sent (getPeerX509Certificate().issuerCertificate is
+# undefined), so every client whose issuing CA is not configured is refused as unknown_ca.
+NODE_LTS_VERSION=24.22.3
 if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 24 ]; then
   _n24_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/node"
   _n24_pkg="node-$(node -p 'process.platform + "-" + process.arch')"
