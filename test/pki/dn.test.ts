@@ -115,7 +115,9 @@ t.test('an empty name and an empty value', async (t) => {
   const [empty] = viaDer([[[CN, UTF8, '']]]);
   t.equal(formatRfc4514(empty), 'CN=');
   const [none] = viaDer([]);
-  t.equal(none, undefined, 'Node gives undefined for an empty subject, typed as string');
+  // Node 20 gives undefined for an empty subject (typed as string), Node 24 gives ''; both format as ''.
+  t.ok(none === undefined || none === '', 'Node gives undefined (20) or "" (24) for an empty subject');
+  t.equal(formatRfc4514(none), '');
 });
 
 t.test('unescapes and re-escapes rather than passing text through', async (t) => {

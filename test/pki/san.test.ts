@@ -40,7 +40,18 @@ t.test('the common case, from a certificate made by openssl', async (t) => {
 });
 
 t.test('no SAN extension gives empty lists', async (t) => {
-  t.equal(sanOf(), '', 'an empty SEQUENCE prints as ""');
+  // An empty GeneralNames SEQUENCE (invalid: RFC 5280 says SIZE (1..MAX)). Node 20 prints it as "";
+  // Node 24 (OpenSSL 3.5) throws instead. extractIdentity reads it inside the verifier's try, so
+  // there such a certificate is refused (no_device_id), never half-read.
+  const printed = ((): string | undefined | NodeJS.ErrnoException => {
+    try {
+      return sanOf();
+    } catch (err) {
+      return err as NodeJS.ErrnoException;
+    }
+  })();
+  if (printed instanceof Error) t.equal(printed.code, 'ERR_CRYPTO_OPERATION_FAILED', 'Node 24: an empty SEQUENCE cannot be printed');
+  else t.equal(printed, '', 'Node 20: an empty SEQUENCE prints as ""');
   t.same(parseSubjectAltName(''), { uri: [], dns: [], email: [], ip: [] });
   t.same(parseSubjectAltName(undefined), { uri: [], dns: [], email: [], ip: [] });
 });
