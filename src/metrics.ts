@@ -78,12 +78,15 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     }),
     ocspRequestDuration: new Histogram({ name: 'mtls_ocsp_request_duration_seconds', help: 'OCSP responder round trips.', buckets: LATENCY_BUCKETS, registers: r }),
     ocspErrors: new Counter({ name: 'mtls_ocsp_errors_total', help: 'OCSP responder failures by kind.', labelNames: ['kind'], registers: r }),
-    crlEntries: new Gauge({ name: 'mtls_crl_entries', help: 'Revoked serials in the current CRL, per issuer.', labelNames: ['issuer'], registers: r }),
-    crlLastRefresh: new Gauge({ name: 'mtls_crl_last_refresh_timestamp_seconds', help: 'Unix time of the last successful CRL load, per issuer.', labelNames: ['issuer'], registers: r }),
-    crlNextUpdate: new Gauge({ name: 'mtls_crl_next_update_timestamp_seconds', help: 'nextUpdate of the current CRL, per issuer (Unix time).', labelNames: ['issuer'], registers: r }),
+    // With workers, each gauge is aggregated for what it means (prom-client sums by default, which
+    // turned timestamps into twice their value): the worst worker for ages and deadlines, the
+    // largest CRL for sizes.
+    crlEntries: new Gauge({ name: 'mtls_crl_entries', help: 'Revoked serials in the current CRL, per issuer (largest over workers).', labelNames: ['issuer'], aggregator: 'max', registers: r }),
+    crlLastRefresh: new Gauge({ name: 'mtls_crl_last_refresh_timestamp_seconds', help: 'Unix time of the last successful CRL load, per issuer (the oldest over workers).', labelNames: ['issuer'], aggregator: 'min', registers: r }),
+    crlNextUpdate: new Gauge({ name: 'mtls_crl_next_update_timestamp_seconds', help: 'nextUpdate of the current CRL, per issuer (Unix time; the earliest over workers).', labelNames: ['issuer'], aggregator: 'min', registers: r }),
     crlRefreshFailures: new Counter({ name: 'mtls_crl_refresh_failures_total', help: 'CRL loads that failed (the previous CRL was kept), per issuer.', labelNames: ['issuer'], registers: r }),
-    serverCertExpiry: new Gauge({ name: 'mtls_server_cert_expiry_timestamp_seconds', help: 'notAfter of the serving certificate (Unix time).', registers: r }),
-    caCertExpiry: new Gauge({ name: 'mtls_ca_cert_expiry_timestamp_seconds', help: 'notAfter of each CA in the client CA bundle (Unix time).', labelNames: ['ca'], registers: r }),
+    serverCertExpiry: new Gauge({ name: 'mtls_server_cert_expiry_timestamp_seconds', help: 'notAfter of the serving certificate (Unix time; the earliest over workers).', aggregator: 'min', registers: r }),
+    caCertExpiry: new Gauge({ name: 'mtls_ca_cert_expiry_timestamp_seconds', help: 'notAfter of each CA in the client CA bundle (Unix time; the earliest over workers).', labelNames: ['ca'], aggregator: 'min', registers: r }),
     requests: new Counter({
       name: 'mtls_requests_total',
       help: 'Requests answered, by route, method and status class (1xx..5xx), including the sidecar\'s own 4xx/5xx.',
@@ -94,7 +97,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     upstreamDuration: new Histogram({ name: 'mtls_upstream_duration_seconds', help: 'Time to the upstream\'s response headers.', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: r }),
     upstreamErrors: new Counter({ name: 'mtls_upstream_errors_total', help: 'Upstream failures by kind (refused, reset, timeout, tls, dns, other).', labelNames: ['kind'], registers: r }),
     reloads: new Counter({ name: 'mtls_reloads_total', help: 'Certificate/config reloads by result (success/failure).', labelNames: ['result'], registers: r }),
-    reloadLastSuccess: new Gauge({ name: 'mtls_reload_last_success_timestamp_seconds', help: 'Unix time of the last successful reload (or of start-up).', registers: r }),
+    reloadLastSuccess: new Gauge({ name: 'mtls_reload_last_success_timestamp_seconds', help: 'Unix time of the last successful reload (or of start-up; the oldest over workers).', aggregator: 'min', registers: r }),
     logsSuppressed: new Counter({ name: 'mtls_logs_suppressed_total', help: 'Log lines dropped by the rate limiter, by event.', labelNames: ['event'], registers: r }),
   };
 }
