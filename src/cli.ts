@@ -13,8 +13,8 @@ import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config/index.js';
 import { isSidecarError, SidecarError } from './errors.js';
 import { handleSignals } from './lifecycle.js';
+import { checkConfig } from './serve/index.js';
 import { runServe } from './workers.js';
-import { loadTlsMaterial } from './tls/index.js';
 
 const HELP = `mtls-sidecar — a mutual-TLS terminating reverse proxy with verified device-identity headers
 
@@ -86,9 +86,7 @@ async function main(argv: string[]): Promise<number> {
     case 'check-config': {
       const file = rest[0] ?? values.config;
       if (!file) throw new SidecarError('ERR_USAGE', 'config', 'check-config needs a FILE');
-      const config = loadConfigFile(file);
-      loadTlsMaterial({ cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle });
-      if (config.upstream.ca) readFileSync(config.upstream.ca);
+      await checkConfig(loadConfigFile(file));
       process.stdout.write(`${file}: ok\n`);
       return 0;
     }
@@ -137,7 +135,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (isSidecarError(err)) {
       process.stderr.write(`mtls-sidecar: ${err.message}\n`);
-      process.exit(err.code === 'ERR_CONFIG_INVALID' || err.code === 'ERR_CONFIG_READ' || err.code === 'ERR_USAGE' || err.code === 'ERR_TLS_MATERIAL' ? 2 : 1);
+      process.exit(err.code === 'ERR_CONFIG_INVALID' || err.code === 'ERR_CONFIG_READ' || err.code === 'ERR_USAGE' || err.code === 'ERR_TLS_MATERIAL' || err.code === 'ERR_REVOCATION_SOURCE' ? 2 : 1);
     }
     if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`mtls-sidecar: ${err.message}\n`);

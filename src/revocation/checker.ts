@@ -192,6 +192,7 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
     ready() {
       return sources?.ready() ?? Promise.resolve();
     },
+    failingSources: () => sources?.failingConfigured() ?? [],
     async close() {
       if (closed) return;
       closed = true;

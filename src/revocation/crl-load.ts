@@ -8,7 +8,8 @@
 import { isSidecarError } from '../errors.js';
 import { KEY_USAGE, keyUsageAllows } from './cert-extensions.js';
 import { collectRevokedSerials, parseCrlHeader, type CrlScope } from './crl-parse.js';
-import type { IssuerInfo, IssuerRegistry } from './issuer-registry.js';
+import type { X509Certificate } from 'node:crypto';
+import { createIssuerRegistry, type IssuerInfo, type IssuerRegistry } from './issuer-registry.js';
 import { decodeDerOrPem } from './pem.js';
 import type { SerialSet } from './serial-set.js';
 import { verifySignature } from './signature.js';
@@ -126,4 +127,15 @@ async function loadOne(der: Buffer, deps: LoadCrlsDeps): Promise<LoadedCrl | { r
     signatureHex,
     ...(header.crlNumber === undefined ? {} : { crlNumber: header.crlNumber }),
   };
+}
+
+/**
+ * What `check-config` says of a configured CRL file: the problems that would make it useless,
+ * verified against `trustedCas`. A CRL whose issuer is not in the bundle is not a problem: it
+ * may belong to an intermediate that clients send (it loads once a verified path shows it).
+ * Async; never rejects.
+ */
+export async function inspectCrlBytes(bytes: Buffer, trustedCas: readonly X509Certificate[]): Promise<CrlLoadFailure[]> {
+  const { failures } = await loadCrls(bytes, { issuers: createIssuerRegistry(trustedCas, 1), reuse: () => undefined, sliceMs: 50 });
+  return failures.filter((f) => f.reason !== 'issuer-unknown');
 }

@@ -68,6 +68,8 @@ export interface CrlSources {
    * holding a CRL of that name it could not verify. Sync; never throws.
    */
   mayHoldUnloadedCrlOf(issuerName: Uint8Array): boolean;
+  /** Configured files and URLs whose last read failed (unreadable, not a CRL, unusable): their ids. */
+  failingConfigured(): string[];
   /** Stops timers and aborts fetches and parses. Idempotent. */
   close(): void;
 }
@@ -87,6 +89,8 @@ interface Source {
   waitingForIssuer: boolean;
   /** The last read failed before every CRL in it could be named (fetch, read, PEM/DER, unsupported). */
   unreadable: boolean;
+  /** The last read refused a CRL for a reason other than an issuer not known yet (signature, scope, …). */
+  refused: boolean;
   /** Issuer Names (DER hex) of CRLs in the last read that could not be verified. */
   unverifiedNames: Set<string>;
   /** Set when the next run must read in full, ignoring the file's stat and the URL's validators. */
@@ -147,6 +151,7 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       failures: 0,
       waitingForIssuer: false,
       unreadable: false,
+      refused: false,
       unverifiedNames: new Set(),
       forceFull: false,
       firstAttempt,
@@ -178,6 +183,7 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       if (failures.length > 0) reportFailed(source);
       source.waitingForIssuer = failures.some((f) => f.reason === 'issuer-unknown');
       source.unreadable = failures.some((f) => f.issuerName === undefined);
+      source.refused = failures.some((f) => f.reason !== 'issuer-unknown');
       source.unverifiedNames = new Set(failures.flatMap((f) => (f.issuerName === undefined ? [] : [f.issuerName])));
       const outcome = deps.store.apply(source.id, crls);
       // (With failures, the missing CRLs are most likely the ones just refused and logged.)
@@ -378,6 +384,7 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       return rerun([...sources.values()], true);
     },
     pendingReruns: () => pending,
+    failingConfigured: () => configured.filter((s) => s.unreadable || s.refused).map((s) => s.id),
     mayHoldUnloadedCrlOf(issuerName) {
       const hex = Buffer.from(issuerName).toString('hex');
       return configured.some((s) => !s.attempted || s.unreadable || s.unverifiedNames.has(hex));

@@ -16,6 +16,7 @@
 export { createRevocationChecker } from './checker.js';
 export { computeIssuerKeyHash } from './cert-fields.js';
 export { readPathLengthConstraint } from './cert-extensions.js';
+export { inspectCrlBytes, type CrlLoadFailure } from './crl-load.js';
 export type {
   RevocationChecker,
   RevocationDeps,

@@ -57,6 +57,11 @@ export interface RevocationChecker {
   setTrustedCas(cas: readonly X509Certificate[]): Promise<void>;
   /** Resolves once every configured CRL file and URL has been loaded once or has failed. Never rejects. */
   ready(): Promise<void>;
+  /**
+   * Configured CRL files and URLs whose last read failed (missing, unreadable, not a CRL, refused
+   * as a whole), for readiness. One whose CRL names an issuer not known yet is not failing.
+   */
+  failingSources(): readonly string[];
   /** Stops timers, aborts fetches, drops listeners. Idempotent; never rejects. Later checks answer `unknown`. */
   close(): Promise<void>;
 }

@@ -19,7 +19,7 @@ export interface RevocationEnforcement extends TrustConsumer {
   readonly gate: RevocationGate;
   /** Starts closing revoked connections of this pipeline. */
   enforceOn(pipeline: Pipeline): void;
-  /** True once configured CRL sources were attempted once. */
+  /** True once configured CRL sources were attempted once, and none of them is failing now. */
   ready(): boolean;
   /** Resolves once configured CRL sources were attempted once (loaded or failed). Never rejects. */
   whenReady(): Promise<void>;
@@ -118,7 +118,7 @@ export function createRevocationEnforcement(
       }, options.crl.refreshIntervalSeconds * 1000);
       timer.unref();
     },
-    ready: () => isReady,
+    ready: () => isReady && checker.failingSources().length === 0,
     whenReady: () => readyPromise,
     async close() {
       clearInterval(timer);
