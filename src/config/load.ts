@@ -76,10 +76,14 @@ function parseWith<S extends z.ZodType>(schema: S, pathFields: readonly string[]
   const substituted = substituteEnv(raw, [], env, (path, message) =>
     problems.push({ field: dotted(path), line: lineOf(nodeAt(doc, path)?.range?.[0]), message }),
   );
-  if (problems.length) throw new ConfigError(file, problems);
-
+  // Every problem at once: the schema is checked even when a variable is missing, so a second run
+  // does not reveal a second error (a field whose variable is missing is reported once, for that).
   const result = schema.safeParse(substituted);
-  if (!result.success) throw new ConfigError(file, result.error.issues.flatMap((i) => describeIssue(i, doc, lineOf)));
+  if (!result.success) {
+    const envFields = new Set(problems.map((p) => p.field));
+    problems.push(...result.error.issues.flatMap((i) => describeIssue(i, doc, lineOf)).filter((p) => !envFields.has(p.field)));
+  }
+  if (problems.length || !result.success) throw new ConfigError(file, problems);
   return deepFreeze(resolvePaths(result.data, pathFields, dirname(resolve(file))));
 }
 
@@ -92,7 +96,7 @@ function substituteEnv(value: unknown, path: Path, env: NodeJS.ProcessEnv, fail:
       const v = env[name];
       if (v !== undefined && v !== '') return v;
       if (fallback !== undefined) return fallback;
-      fail(path, `environment variable ${name} is not set`);
+      fail(path, v === '' ? `environment variable ${name} is set but empty` : `environment variable ${name} is not set`);
       return '';
     });
   }
@@ -115,7 +119,10 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineOf: (o: numbe
   // A missing field has no node of its own: point at the nearest parent that exists.
   let line: number | undefined;
   for (let n = path.length; n >= 0 && line === undefined; n--) line = lineOf(nodeAt(doc, path.slice(0, n))?.range?.[0]);
-  const message = issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
+  // "Required" only when the field is really absent: zod does not report the input by default,
+  // so `port: abc` looked absent and was told "is required".
+  const absent = issue.code === 'invalid_type' && nodeAt(doc, path) === undefined;
+  const message = absent ? 'is required' : issue.message;
   return [{ field: dotted(path), line, message }];
 }
 

@@ -104,3 +104,18 @@ t.test('config/sidecar.example.yaml is valid and documents every field with its 
   const doc = parseDocument(text);
   t.equal(doc.errors.length, 0);
 });
+
+t.test('a wrong type is not "required"; an empty variable is not "unset"; every problem at once', async (t) => {
+  const text = minimal.replace('version: 1\n', 'version: 1\nlisten:\n  port: abc\n').replace('url: http://127.0.0.1:8080', 'url: http://${UP_HOST}:8080');
+  const unset = problems(text);
+  t.same(
+    unset.problems.map((p) => [p.field, p.line, p.message]),
+    [
+      ['upstream.url', 10, 'environment variable UP_HOST is not set'],
+      ['listen.port', 3, 'Invalid input: expected number, received string'],
+    ],
+    'the schema error comes with the environment error, not on a second run',
+  );
+  const empty = problems(text, { UP_HOST: '' });
+  t.equal(empty.problems[0]?.message, 'environment variable UP_HOST is set but empty');
+});
