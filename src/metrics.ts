@@ -7,6 +7,7 @@
  * values come from closed sets (reasons, methods, status classes, error kinds) or from the
  * operator's config (CA names, route names).
  */
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Upper bounds of the certificate remaining-validity histogram: 1 h … 1 year. */
@@ -36,6 +37,7 @@ export interface Metrics {
   readonly reloads: Counter<'result'>;
   readonly reloadLastSuccess: Gauge;
   readonly logsSuppressed: Counter<'event'>;
+  readonly buildInfo: Gauge<'version' | 'node' | 'openssl'>;
 }
 
 /** Creates the metrics on `registry` (a fresh one by default). Sync; never throws after start. */
@@ -99,6 +101,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     reloads: new Counter({ name: 'mtls_reloads_total', help: 'Certificate/config reloads by result (success/failure).', labelNames: ['result'], registers: r }),
     reloadLastSuccess: new Gauge({ name: 'mtls_reload_last_success_timestamp_seconds', help: 'Unix time of the last successful reload (or of start-up; the oldest over workers).', aggregator: 'min', registers: r }),
     logsSuppressed: new Counter({ name: 'mtls_logs_suppressed_total', help: 'Log lines dropped by the rate limiter, by event.', labelNames: ['event'], registers: r }),
+    buildInfo: buildInfoGauge(r),
   };
 }
 
@@ -151,4 +154,20 @@ export function createCaMetrics(registry: Registry = new Registry(), options: { 
     crlEntries: new Gauge({ name: 'mtls_ca_crl_entries', help: 'Serials listed in the CRL being served.', registers: r }),
     crlNextUpdate: new Gauge({ name: 'mtls_ca_crl_next_update_timestamp_seconds', help: 'nextUpdate of the CRL being served (Unix time).', registers: r }),
   };
+}
+
+/**
+ * `mtls_build_info{version,node,openssl} 1`: which build and runtime a series came from, for
+ * dashboards and for `absent()` alerts. Reads the package version once; "unknown" if unreadable.
+ */
+function buildInfoGauge(registers: Registry[]): Gauge<'version' | 'node' | 'openssl'> {
+  const gauge = new Gauge({ name: 'mtls_build_info', help: 'Always 1; the labels name the build and the runtime.', labelNames: ['version', 'node', 'openssl'], aggregator: 'max', registers });
+  let version = 'unknown';
+  try {
+    version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? version;
+  } catch {
+    // a build without its package.json still reports the runtime
+  }
+  gauge.set({ version, node: process.version, openssl: process.versions.openssl ?? 'unknown' }, 1);
+  return gauge;
 }

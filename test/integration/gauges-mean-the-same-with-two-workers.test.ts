@@ -2,6 +2,7 @@
 // default, which doubled every timestamp gauge (a server-certificate expiry in the year 2084, so
 // the expiry and stale-CRL alerts could never fire). Each gauge must read as it does with one worker.
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
@@ -41,6 +42,8 @@ t.test('every gauge family reads the same with two workers', { skip: availablePa
   t.ok(refreshed >= started - 1 && refreshed <= Date.now() / 1000 + 1, `CRL last refresh is a time of this run (${refreshed})`);
   const reloaded = value('mtls_reload_last_success_timestamp_seconds');
   t.ok(reloaded >= started - 1 && reloaded <= Date.now() / 1000 + 1, `last reload is a time of this run (${reloaded})`);
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  t.equal(value('mtls_build_info', `version="${pkg.version}"`), 1, 'build info is 1, not one per worker');
   sc.child.kill('SIGTERM');
   t.equal(await sc.exited, 0);
 });
