@@ -68,7 +68,7 @@ export interface CrlSources {
    * holding a CRL of that name it could not verify. Sync; never throws.
    */
   mayHoldUnloadedCrlOf(issuerName: Uint8Array): boolean;
-  /** Configured files and URLs whose last read failed (unreadable, not a CRL, unusable): their ids. */
+  /** Configured files and URLs whose last read failed and that hold no CRL from an earlier one: their ids. */
   failingConfigured(): string[];
   /** Stops timers and aborts fetches and parses. Idempotent. */
   close(): void;
@@ -384,7 +384,9 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       return rerun([...sources.values()], true);
     },
     pendingReruns: () => pending,
-    failingConfigured: () => configured.filter((s) => s.unreadable || s.refused).map((s) => s.id),
+    // Failing only while the source serves nothing: a transient fetch error after a good load
+    // keeps its CRL in use (until stale), so readiness must not drop the whole fleet for it.
+    failingConfigured: () => configured.filter((s) => (s.unreadable || s.refused) && deps.store.crlsOf(s.id).length === 0).map((s) => s.id),
     mayHoldUnloadedCrlOf(issuerName) {
       const hex = Buffer.from(issuerName).toString('hex');
       return configured.some((s) => !s.attempted || s.unreadable || s.unverifiedNames.has(hex));

@@ -59,7 +59,8 @@ export interface RevocationChecker {
   ready(): Promise<void>;
   /**
    * Configured CRL files and URLs whose last read failed (missing, unreadable, not a CRL, refused
-   * as a whole), for readiness. One whose CRL names an issuer not known yet is not failing.
+   * as a whole) and that hold no CRL from an earlier read, for readiness. One whose CRL names an
+   * issuer not known yet is not failing.
    */
   failingSources(): readonly string[];
   /** Stops timers, aborts fetches, drops listeners. Idempotent; never rejects. Later checks answer `unknown`. */

@@ -67,3 +67,14 @@ for (const [name, ok] of [['good', true], ['intermediate', true], ['missing', fa
     t.equal(r.body.checks.revocationSourcesLoaded, ok);
   });
 }
+
+t.test('a CRL file broken after a good load keeps readiness: its last CRL is still in use', async (t) => {
+  const file = pki.write('later-broken.crl', (await issueCrl({ issuer: pki.root, nextUpdate })).pem);
+  const sc = await startTestSidecar(pki, echo.url, { revocation: { mode: 'crl', crl: { files: [file], filePollIntervalSeconds: 1, fetchDistributionPoints: false } } });
+  t.teardown(() => sc.close());
+  t.equal((await fetch(`${sc.adminUrl}/readyz`)).status, 200, 'ready after the good load');
+  pki.write('later-broken.crl', 'truncated by a bad deploy\n');
+  await new Promise((r) => setTimeout(r, 2_500));
+  t.ok(sc.logs.some((l) => String(l.msg).startsWith('CRL rejected')), 'the broken file was read and refused');
+  t.equal((await fetch(`${sc.adminUrl}/readyz`)).status, 200, 'still ready: the last good CRL answers');
+});
