@@ -148,8 +148,8 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
       if (methods.length === 0) return { status: 'good', method: 'none', cached: false, detail: 'revocation checking disabled' };
       if (role === 'ca' && options.intermediates === 'skip') return { status: 'good', method: 'none', cached: false, detail: 'CA certificates not checked (intermediates: skip)' };
       try {
-        const facts0 = leafFacts(leafCert, issuerCert);
-        const { leaf, scope: facts, issued } = facts0;
+        const derived = leafFacts(leafCert, issuerCert);
+        const { leaf, scope: facts, issued } = derived;
         if (!issued) {
           return { status: 'unknown', method: 'none', cached: false, detail: 'the given issuer did not issue this certificate' };
         }
@@ -157,9 +157,9 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
         if (isNew) void sources?.retryUnknownIssuers();
         if (role === 'ca' && options.intermediates === 'if-published') {
           // An unattributed configured CRL may only be waiting for an issuer learned this moment.
-          const rerunning = sources?.mayHoldUnloadedCrlOf(facts0.leaf.issuerName) ? sources.pendingReruns() : undefined;
+          const rerunning = sources?.mayHoldUnloadedCrlOf(leaf.issuerName) ? sources.pendingReruns() : undefined;
           if (rerunning !== undefined) await rerunning;
-          if (!caHasSource(facts0, issuer)) return { status: 'good', method: 'none', cached: true, detail: 'no CRL or OCSP source covers this CA certificate' };
+          if (!caHasSource(derived, issuer)) return { status: 'good', method: 'none', cached: true, detail: 'no CRL or OCSP source covers this CA certificate' };
         }
         const tried: RevocationResult[] = [];
         for (const method of methods) {

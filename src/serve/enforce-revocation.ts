@@ -74,9 +74,10 @@ export function createRevocationEnforcement(
 
   function closeConnections(pipeline: Pipeline, match: (id: VerifiedIdentity) => boolean, why: string): void {
     const sockets = pipeline.connectionsOf(match);
+    if (sockets.length === 0) return;
     for (const socket of sockets) socket.destroy();
-    if (sockets.length) m.connectionsClosed.inc({ reason: 'revoked' }, sockets.length);
-    if (sockets.length) logger.warn({ event: 'revoked_connections_closed', count: sockets.length, detail: why }, 'closed connections of a certificate revoked since it connected');
+    m.connectionsClosed.inc({ reason: 'revoked' }, sockets.length);
+    logger.warn({ event: 'revoked_connections_closed', count: sockets.length, detail: why }, 'closed connections of a certificate revoked since it connected');
   }
 
   /** True if the certificate `serialHex` of the issuer with `issuerKeyHash` is in this path below its root. */

@@ -138,7 +138,8 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
     // A cached path whose window has closed (an intermediate expired) is rebuilt: another path may exist.
     if (hit && hit.trust === trust && (!hit.verdict.ok || (t >= hit.verdict.identity.path.validFromMs && t <= hit.verdict.identity.validUntilMs))) return hit.verdict;
     // First sight: the full object, which carries what the client sent beyond its leaf. A resumed
-    // session carries only the leaf, so its path is built from the configured CAs alone.
+    // session carries only the leaf: its candidates are what the device presented at its last full
+    // handshake here, or what another worker saw (hints) — checked like anything a client sends.
     const full = socket.getPeerX509Certificate();
     const leaf = full ?? new X509Certificate(peer.raw);
     const sent = presentedCertificates(full);
@@ -146,14 +147,14 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
     const built = buildVerifiedPath(leaf, presented, trust, { now: t, maxCaCertificates: options.maxChainDepth });
     if (!built.ok) {
       // Not cached: a full handshake (with the intermediates) or a later reload may fix it.
-      const detail = resumed && built.reason === 'unknown_ca' ? `resumed session: ${built.detail} among the configured CAs; a full handshake is needed` : built.detail;
+      const detail = resumed && built.reason === 'unknown_ca' ? `resumed session: ${built.detail} (its intermediates are not known here); a full handshake is needed` : built.detail;
       return refuse(built.reason, detail, leaf);
     }
     const path = built.path;
-    if (!hit && sent.length > 0) {
+    if (options.hints && !hit && sent.length > 0) {
       // First sight of this device here: tell the other workers which intermediates it sent.
       const configured = new Set(trust.certificates.map((c) => c.fingerprint256));
-      options.hints?.share(key, path.certificates.slice(1).filter((c) => !configured.has(c.fingerprint256)));
+      options.hints.share(key, path.certificates.slice(1).filter((c) => !configured.has(c.fingerprint256)));
     }
     let verdict: Verdict;
     if (options.requireClientAuthEku && !(leaf.keyUsage ?? []).includes(CLIENT_AUTH_OID)) {
