@@ -157,11 +157,11 @@ export function createCaMetrics(registry: Registry = new Registry(), options: { 
 }
 
 /**
- * `mtls_build_info{version,node,openssl} 1`: which build and runtime a series came from, for
+ * `mtls_sidecar_build_info{version,node,openssl} 1`: which build and runtime a series came from, for
  * dashboards and for `absent()` alerts. Reads the package version once; "unknown" if unreadable.
  */
 function buildInfoGauge(registers: Registry[]): Gauge<'version' | 'node' | 'openssl'> {
-  const gauge = new Gauge({ name: 'mtls_build_info', help: 'Always 1; the labels name the build and the runtime.', labelNames: ['version', 'node', 'openssl'], aggregator: 'max', registers });
+  const gauge = new Gauge({ name: 'mtls_sidecar_build_info', help: 'Always 1; the labels name the build and the runtime.', labelNames: ['version', 'node', 'openssl'], aggregator: 'max', registers });
   let version = 'unknown';
   try {
     version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? version;

@@ -43,7 +43,7 @@ t.test('every gauge family reads the same with two workers', { skip: availablePa
   const reloaded = value('mtls_reload_last_success_timestamp_seconds');
   t.ok(reloaded >= started - 1 && reloaded <= Date.now() / 1000 + 1, `last reload is a time of this run (${reloaded})`);
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  t.equal(value('mtls_build_info', `version="${pkg.version}"`), 1, 'build info is 1, not one per worker');
+  t.equal(value('mtls_sidecar_build_info', `version="${pkg.version}"`), 1, 'build info is 1, not one per worker');
   sc.child.kill('SIGTERM');
   t.equal(await sc.exited, 0);
 });
