@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config/index.js';
 import { isSidecarError, SidecarError } from './errors.js';
 import { handleSignals } from './lifecycle.js';
+import { flushLogs } from './logging.js';
 import { checkConfig } from './serve/index.js';
 import { runServe } from './workers.js';
 
@@ -130,18 +131,24 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Every way out: buffered log lines are written before the process ends. */
+function exit(code: number): never {
+  flushLogs();
+  process.exit(code);
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exit(code),
   (err: unknown) => {
     if (isSidecarError(err)) {
       process.stderr.write(`mtls-sidecar: ${err.message}\n`);
-      process.exit(err.code === 'ERR_CONFIG_INVALID' || err.code === 'ERR_CONFIG_READ' || err.code === 'ERR_USAGE' || err.code === 'ERR_TLS_MATERIAL' || err.code === 'ERR_REVOCATION_SOURCE' ? 2 : 1);
+      exit(err.code === 'ERR_CONFIG_INVALID' || err.code === 'ERR_CONFIG_READ' || err.code === 'ERR_USAGE' || err.code === 'ERR_TLS_MATERIAL' || err.code === 'ERR_REVOCATION_SOURCE' ? 2 : 1);
     }
     if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`mtls-sidecar: ${err.message}\n`);
-      process.exit(2);
+      exit(2);
     }
     process.stderr.write(`mtls-sidecar: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
+    exit(1);
   },
 );

@@ -8,15 +8,48 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** Creates the process logger. `destination` defaults to stdout. */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
-  const options = {
+export interface LoggerOptions {
+  /** Where lines go (tests); default stdout. */
+  readonly destination?: DestinationStream;
+  /**
+   * Write each line to stdout before the call returns. For audit records (the CA's issuance and
+   * revocation lines): a line buffered in memory is lost on kill -9 while the client already has
+   * its certificate. The cost is a write(2) per line, and a blocked log sink blocks the process
+   * instead of dropping records. Default false: the sidecar's access log is buffered (see flushLogs).
+   */
+  readonly sync?: boolean;
+}
+
+/** Every stdout destination created here, so shutdown can flush them all. */
+const stdoutDestinations = new Set<ReturnType<typeof pino.destination>>();
+
+/** Creates a process logger. */
+export function createLogger(level: string, options: LoggerOptions = {}): Logger {
+  const settings = {
     level,
     base: { service: 'mtls-sidecar', pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (options.destination) return pino(settings, options.destination);
+  const stdout = pino.destination({ dest: 1, sync: options.sync ?? false });
+  stdoutDestinations.add(stdout);
+  return pino(settings, stdout);
+}
+
+/**
+ * Writes out every buffered log line now, synchronously. Called on the way out (after a drain,
+ * before process.exit) so the last lines of a stopping process — the drain, the signal, the final
+ * access lines — are never lost. Never throws: a closed stdout has nowhere to write to anyway.
+ */
+export function flushLogs(): void {
+  for (const d of stdoutDestinations) {
+    try {
+      d.flushSync();
+    } catch {
+      /* stdout closed or not writable: nothing can be saved */
+    }
+  }
 }
 
 /** A token bucket per event name, with a periodic summary of what it dropped. */

@@ -9,7 +9,7 @@ import { codeMatches, generateCode, hashCode } from './codes.js';
 import { checkCsr } from './csr-check.js';
 import { issueDeviceCertificate, type DeviceIssuer } from './device-certificate.js';
 import { reject, type Outcome } from './rejections.js';
-import type { CaStore, CertificateRecord, DeviceRecord, RevocationReason } from './store/index.js';
+import type { CaStore, CertificateRecord, DeviceRecord, NewCertificate, RevocationReason } from './store/index.js';
 
 /** What a device receives. */
 export interface EnrollmentResult {
@@ -41,8 +41,11 @@ export interface EnrollServiceOptions {
   readonly codes: CaConfig['enroll']['codes'];
   /** Called after any revocation (the CRL is regenerated). Must not throw. */
   readonly onRevoked: () => void;
-  /** Called after each certificate is issued (metrics). */
-  readonly onIssued?: (kind: 'enroll' | 'renew', keyType: string) => void;
+  /**
+   * Called once a certificate is recorded, before it is returned to the device (metrics and the
+   * audit line). Must not throw.
+   */
+  readonly onIssued?: (record: NewCertificate, keyType: string) => void;
   readonly now?: () => Date;
 }
 
@@ -128,7 +131,7 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
         // Lost a race with another redemption: the certificate was never recorded, so it is dropped.
         return outcome === 'no_code' ? reject('invalid_code', 'the code is not valid for this device') : reject(outcome, 'the code can no longer be used');
       }
-      o.onIssued?.('enroll', checked.csr.keyType);
+      o.onIssued?.(issued.record, checked.csr.keyType);
       return { ok: true, result: toResult(issued.record, issued.pem) };
     },
 
@@ -146,9 +149,10 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
       if (!checked.ok) return checked;
       const issued = await issueDeviceCertificate(o.issuer, current.deviceId, checked.csr, 'renew', current.serialHex, at);
       const revokeOld = o.issuer.issuance.revokeSupersededOnRenew;
-      await o.store.recordRenewal({ ...issued.record, supersedes: current.serialHex }, at, revokeOld);
+      const renewed = { ...issued.record, supersedes: current.serialHex };
+      await o.store.recordRenewal(renewed, at, revokeOld);
       if (revokeOld) o.onRevoked();
-      o.onIssued?.('renew', checked.csr.keyType);
+      o.onIssued?.(renewed, checked.csr.keyType);
       return { ok: true, result: toResult(issued.record, issued.pem) };
     },
 

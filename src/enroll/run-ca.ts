@@ -42,7 +42,8 @@ export interface RunCaOptions {
 
 /** Starts the CA. Async; rejects with a SidecarError naming the file or port at fault; starts nothing on failure. */
 export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promise<RunningCa> {
-  const logger = options.logger ?? createLogger(config.log.level);
+  // Synchronous: its issuance and revocation lines are audit records (see LoggerOptions.sync).
+  const logger = options.logger ?? createLogger(config.log.level, { sync: true });
   const now = options.now ?? (() => new Date());
   const ca = await loadIdentity('ca', config.ca.cert, config.ca.key);
   const ocspSigner = await loadIdentity('publish.ocsp', config.publish.ocsp.signerCert, config.publish.ocsp.signerKey);
@@ -89,9 +90,21 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
       onRevoked: () => {
         crl.regenerate().then(() => metrics.crlGenerations.inc({ result: 'success' }), () => undefined);
       },
-      onIssued: (kind, keyType) => {
-        metrics.certificatesIssued.inc({ kind, key_type: keyType });
-        logger.info({ kind, keyType }, 'certificate issued');
+      onIssued: (record, keyType) => {
+        metrics.certificatesIssued.inc({ kind: record.kind, key_type: keyType });
+        logger.info(
+          {
+            event: 'certificate_issued',
+            kind: record.kind,
+            deviceId: record.deviceId,
+            serial: record.serialHex,
+            fingerprint: record.fingerprintSha256,
+            notAfter: record.notAfter.toISOString(),
+            supersedes: record.supersedes ?? undefined,
+            keyType,
+          },
+          'certificate issued',
+        );
       },
     });
     const ocsp = createOcspResponder({
@@ -141,9 +154,9 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
         observe: createRouteObserver('admin', metrics, logger),
         metrics: { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() },
         onCodeCreated: () => metrics.codesCreated.inc(),
-        onRevoked: (reason, count) => {
-          metrics.revocations.inc({ reason }, count);
-          logger.info({ reason, count }, 'certificates revoked');
+        onRevoked: (reason, serials) => {
+          metrics.revocations.inc({ reason }, serials.length);
+          logger.info({ event: 'certificates_revoked', reason, serials, count: serials.length }, 'certificates revoked');
         },
       })),
     );

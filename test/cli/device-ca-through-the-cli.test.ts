@@ -5,13 +5,12 @@ import { execFile, spawn } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parse, stringify } from 'yaml';
-import { freePort } from '../fixtures/net.js';
+import { freePort, waitForPort } from '../fixtures/net.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '../../dist/cli.js');
@@ -120,17 +119,6 @@ print(json.dumps([x['SPKI-SHA256-BASE64'] for x in d['NSPinnedLeafIdentities']])
   t.same(payload.pins.map((x: { sha256: string }) => x.sha256).sort(), [...nsc.pins].sort(), 'the signed set carries the same pins');
 });
 
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.end(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (up) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`port ${port} never opened`);
-}
 
 function post(url: string, body: unknown, ca: string, token: string): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {

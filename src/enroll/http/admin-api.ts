@@ -30,7 +30,8 @@ export interface AdminApiOptions {
   readonly observe: RouteObserver;
   readonly metrics: { readonly contentType: string; collect(): Promise<string> };
   readonly onCodeCreated?: () => void;
-  readonly onRevoked?: (reason: string, count: number) => void;
+  /** After a revocation, with the serials it revoked (none if all were revoked already). */
+  readonly onRevoked?: (reason: string, serials: readonly string[]) => void;
 }
 
 /** Builds the request handler. Never throws. */
@@ -95,7 +96,7 @@ export function createAdminApi(o: AdminApiOptions): (req: IncomingMessage, res: 
     }
     const revoked = await o.service.revoke({ serial: j.serial, deviceId: j.deviceId, reason: j.reason });
     if (!revoked.ok) return revoked;
-    o.onRevoked?.(typeof j.reason === 'string' ? j.reason : 'unspecified', revoked.revoked.length);
+    o.onRevoked?.(typeof j.reason === 'string' ? j.reason : 'unspecified', revoked.revoked);
     return { ok: true, status: 200, body: { revoked: revoked.revoked } };
   }
 }
