@@ -1,6 +1,7 @@
 /**
  * `workers: 1 | N | auto` with node:cluster. The primary owns the admin listener (metrics
- * aggregated from every worker, readiness = every worker listening and nobody draining), hands
+ * aggregated from every worker; readiness = every worker listening, nobody draining, and each
+ * worker's own checks, such as its revocation sources, holding), hands
  * every worker the same session-ticket keys (so resumption works whichever worker a connection
  * lands on) and relays path hints between them (so a worker can rebuild the path of a session
  * resumed from another worker's handshake, see serve/path-hints.ts), fans SIGHUP and SIGTERM out to the workers, and replaces a worker that dies
@@ -10,7 +11,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
-import { startAdminServer } from './admin/index.js';
+import { startAdminServer, type ReadinessCheck } from './admin/index.js';
 import type { SidecarConfig } from './config/index.js';
 import { handleSignals } from './lifecycle.js';
 import { createLogger } from './logging.js';
@@ -19,7 +20,12 @@ import { startSidecar } from './serve/index.js';
 /** A path hint on the wire: a leaf's fingerprint and the base64 DER of its client-sent intermediates. */
 type PathHintMessage = { type: 'path-hint'; leaf: string; ders: string[] };
 type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage;
-type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage;
+/** A worker's readiness checks, sent when listening and whenever one changes. */
+type ReadinessMessage = { type: 'readiness'; checks: Record<string, boolean> };
+type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage | ReadinessMessage;
+
+/** How often a worker re-evaluates its readiness checks (it reports only changes). */
+const READINESS_POLL_MS = 1_000;
 
 /** How many workers `workers` means on this machine. Pure apart from reading the CPU count. */
 export function workerCount(workers: SidecarConfig['workers']): number {
@@ -58,6 +64,15 @@ async function runWorker(config: SidecarConfig): Promise<number> {
   // Constructing one is what installs prom-client's worker-side listener for the primary's requests.
   new AggregatorRegistry();
   const send = (m: ToPrimary) => process.send?.(m);
+  let reported = '';
+  const reportReadiness = () => {
+    const checks = Object.fromEntries(Object.entries(sidecar.readiness).map(([name, check]) => [name, holds(check)]));
+    const text = JSON.stringify(checks);
+    if (text !== reported) send({ type: 'readiness', checks });
+    reported = text;
+  };
+  reportReadiness(); // before 'listening': the primary never counts a worker it has no report of
+  setInterval(reportReadiness, READINESS_POLL_MS).unref();
   send({ type: 'listening' });
   // The primary coordinates shutdown; a terminal's Ctrl-C reaches the whole process group, so
   // the worker must not die on its own signal before the primary asks it to drain.
@@ -82,6 +97,16 @@ async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
   const ticketKeys = randomBytes(48).toString('base64');
   const listening = new Set<Worker>();
   let draining = false;
+  // Each worker's last readiness report. The primary's /readyz holds a check per name any worker
+  // reported (revocation sources, …), true only while every listening worker reports it true.
+  const reports = new Map<Worker, Record<string, boolean>>();
+  const readiness: Record<string, ReadinessCheck> = { workersListening: () => listening.size === n, notDraining: () => !draining };
+  const onReadiness = (worker: Worker, checks: Record<string, boolean>) => {
+    reports.set(worker, checks);
+    for (const name of Object.keys(checks)) {
+      readiness[name] ??= () => listening.size > 0 && [...listening].every((w) => reports.get(w)?.[name] === true);
+    }
+  };
 
   const fork = () => {
     const worker = cluster.fork();
@@ -89,12 +114,14 @@ async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
       if (m.type === 'hello') worker.send({ type: 'init', ticketKeys } satisfies ToWorker);
       if (m.type === 'listening') listening.add(worker);
       if (m.type === 'draining') listening.delete(worker);
+      if (m.type === 'readiness') onReadiness(worker, m.checks);
       if (m.type === 'path-hint') {
         for (const other of Object.values(cluster.workers ?? {})) if (other && other !== worker && other.isConnected()) other.send(m satisfies ToWorker);
       }
     });
     worker.on('exit', (code, signal) => {
       listening.delete(worker);
+      reports.delete(worker);
       if (draining) return;
       logger.error({ event: 'worker_exit', pid: worker.process.pid, code, signal }, 'worker exited unexpectedly; starting a new one');
       fork();
@@ -108,7 +135,7 @@ async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
         host: config.admin.host,
         port: config.admin.port,
         metrics: { contentType: aggregator.contentType, collect: () => aggregator.clusterMetrics() },
-        readiness: { workersListening: () => listening.size === n, notDraining: () => !draining },
+        readiness,
       })
     : undefined;
   logger.info({ event: 'primary', workers: n, admin: admin?.url }, `started ${n} workers`);
@@ -133,4 +160,13 @@ async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
     (signal) => logger.info({ event: 'signal', signal }, `received ${signal}; forwarding to ${n} workers`),
   );
   return 0;
+}
+
+/** A check that throws does not hold (and must not take the worker down). */
+function holds(check: ReadinessCheck): boolean {
+  try {
+    return check();
+  } catch {
+    return false;
+  }
 }

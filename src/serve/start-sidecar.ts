@@ -6,7 +6,7 @@ import { randomBytes, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Server } from 'node:https';
-import { startAdminServer, type AdminServer } from '../admin/index.js';
+import { startAdminServer, type AdminServer, type ReadinessCheck } from '../admin/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { SidecarError } from '../errors.js';
 import { createRevocationEnforcement } from './enforce-revocation.js';
@@ -30,6 +30,8 @@ export interface RunningSidecar {
   readonly server: Server;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** What `/readyz` checks for this process; a worker reports them to the primary, which serves them. */
+  readonly readiness: Readonly<Record<string, ReadinessCheck>>;
   /** Takes another worker's path hint. Never throws; a no-op without `publishPathHint`. */
   receivePathHint(leafFingerprint: string, ders: readonly Buffer[]): void;
   /** Re-reads the TLS material now (SIGHUP). Never throws: a failure keeps the old material. */
@@ -135,6 +137,12 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   // client is accepted, so a restart does not answer a burst of revocation_unknown.
   await revocation?.whenReady();
   await listen(server, config.listen.port, config.listen.host, 'listen');
+  const readiness: Readonly<Record<string, ReadinessCheck>> = {
+    certificatesLoaded: () => true,
+    listening: () => server.listening,
+    notDraining: () => !draining,
+    ...(revocation ? { revocationSourcesLoaded: () => revocation.ready() } : {}),
+  };
   let admin: AdminServer | undefined;
   if (config.admin.enabled && options.admin !== false) {
     try {
@@ -142,12 +150,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
         host: config.admin.host,
         port: config.admin.port,
         metrics: { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() },
-        readiness: {
-          certificatesLoaded: () => true,
-          listening: () => server.listening,
-          notDraining: () => !draining,
-          ...(revocation ? { revocationSourcesLoaded: () => revocation.ready() } : {}),
-        },
+        readiness,
       });
     } catch (cause) {
       server.close();
@@ -168,6 +171,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     server,
     logger,
     metrics,
+    readiness,
     receivePathHint: (leafFingerprint, ders) => hints?.receive(leafFingerprint, ders),
     reload: (trigger = 'signal') => reloader.reload(trigger, true),
     get draining() {

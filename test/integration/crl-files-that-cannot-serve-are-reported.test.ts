@@ -1,6 +1,7 @@
 // A configured CRL file that is missing, garbage or signed by nobody trusted leaves every client
 // refused (fail-closed) — so check-config refuses it, naming the field, and /readyz says not ready.
 // A CRL of an issuer not in the bundle is fine (it may be a client-sent intermediate's).
+// With workers, the primary's /readyz reports the workers' revocation sources too.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +10,7 @@ import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { issueCrl } from '../../src/pki/index.js';
 import { mint } from '../fixtures/chain-corpus.js';
 import { createTestPki } from '../fixtures/pki.js';
+import { startCliSidecar } from '../fixtures/cli-process.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
 
 const run = promisify(execFile);
@@ -78,3 +80,21 @@ t.test('a CRL file broken after a good load keeps readiness: its last CRL is sti
   t.ok(sc.logs.some((l) => String(l.msg).startsWith('CRL rejected')), 'the broken file was read and refused');
   t.equal((await fetch(`${sc.adminUrl}/readyz`)).status, 200, 'still ready: the last good CRL answers');
 });
+
+// With workers the primary serves /readyz; it must carry the workers' revocation check too.
+for (const [name, ok] of [['garbage', false], ['good', true]] as const) {
+  t.test(`${name} CRL file with workers: 2: the primary's /readyz says so`, async (t) => {
+    const sc = await startCliSidecar(pki, echo.url, { workers: 2, revocation: { mode: 'crl', crl: { files: [files[name]], fetchDistributionPoints: false } } });
+    t.teardown(() => void process.kill(-sc.child.pid!, 'SIGKILL'));
+    let body: { ready: boolean; checks: Record<string, boolean> } = { ready: false, checks: {} };
+    let status = 0;
+    for (let i = 0; i < 150 && !body.checks.workersListening; i++) {
+      const r = await fetch(`${sc.adminUrl}/readyz`);
+      [status, body] = [r.status, await r.json()];
+      if (!body.checks.workersListening) await new Promise((r) => setTimeout(r, 100));
+    }
+    t.ok(body.checks.workersListening, 'both workers listen');
+    t.equal(body.checks.revocationSourcesLoaded, ok, `revocationSourcesLoaded: ${JSON.stringify(body.checks)}`);
+    t.equal(status, ok ? 200 : 503);
+  });
+}
