@@ -155,3 +155,26 @@ t.test('an open keep-alive connection is closed once its certificate is revoked 
   const again = await get(sc.port, victim);
   t.ok(again.error, 'and a new connection is refused');
 });
+
+// 40 requests of a revoked client, all sent while its OCSP answer is still on its way (each on its
+// own connection): each is logged and counted as the refusal it is, never as a 2xx. (Once, 8 of
+// 40 were logged "status":200 and counted 2xx although the upstream received none.)
+for (const failureMode of ['reject', 'http'] as const) {
+  t.test(`failureMode ${failureMode}: a revoked client's requests are counted as refusals`, async (t) => {
+    const sc = await startTestSidecar(sidecarPki, echo.url, { clientAuth: { failureMode }, revocation: { mode: 'ocsp' } });
+    t.teardown(() => sc.close());
+    const before = echo.requests();
+    const results = await Promise.all(Array.from({ length: 40 }, () => get(sc.port, revoked)));
+    t.equal(echo.requests(), before, 'the upstream received none');
+    if (failureMode === 'http') t.same(results.map((r) => r.status), Array(40).fill(403), 'each answered 403');
+    else t.ok(results.every((r) => r.status === undefined && r.error), 'each connection closed without an answer');
+    await new Promise((r) => setTimeout(r, 200)); // the last close events
+    const access = sc.logs.filter((l) => l.event === 'access');
+    t.same(access.filter((l) => l.status !== 403), [], 'every access line says 403');
+    const metrics = await (await fetch(`${sc.adminUrl}/metrics`)).text();
+    t.notMatch(metrics, /mtls_requests_total\{[^}]*status_class="2xx"[^}]*\} [1-9]/, 'no 2xx counted');
+    const refused = Number(/mtls_requests_total\{[^}]*status_class="4xx"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    t.equal(refused, access.length, `each access line is counted as a 4xx (${refused})`);
+    if (failureMode === 'http') t.equal(refused, 40);
+  });
+}
