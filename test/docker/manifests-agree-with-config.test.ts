@@ -4,8 +4,9 @@
 // probe paths, where each certificate file comes from (volume -> Secret/ConfigMap -> the
 // cert-manager / trust-manager resource that fills it, with that key), the upstream, the shutdown
 // budget, the security context, what the public Service exposes, what Prometheus scrapes, and
-// that the PrometheusRule carries the alert rules verbatim. The compose PKI script is run (with
-// the local openssl) and the sidecar is started on its output through the compose config.
+// that the PrometheusRule carries the alert rules verbatim and the dashboard ConfigMap the Grafana
+// dashboard byte for byte. The compose PKI script is run (with the local openssl) and the sidecar
+// is started on its output through the compose config.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
@@ -29,6 +30,7 @@ const dockerDir = join(repo, 'docker');
 const k8sDir = join(dockerDir, 'kubernetes');
 const composeFile = join(dockerDir, 'docker-compose.yml');
 const alertsFile = join(dockerDir, 'observability/prometheus-alerts.yaml');
+const dashboardFile = join(dockerDir, 'observability/grafana-dashboard.json');
 const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
 
 // ---------------------------------------------------------------------------------------------
@@ -521,6 +523,23 @@ t.test(`Services, monitoring and certificates agree with ${activeDeployment}`, a
     const uriRule = config.identity.deviceId.find((r) => r.source === 'uri');
     if (uriRule && uriRule.source === 'uri') t.ok((d.doc.spec.uris ?? []).some((u: string) => u.startsWith(uriRule.prefix)), `device ${d.doc.metadata.name} has a ${uriRule.prefix} SAN URI`);
   }
+});
+
+t.test('the dashboard ConfigMap carries docker/observability/grafana-dashboard.json for the Grafana sidecar', async (t) => {
+  const labelled = find('ConfigMap').filter((d) => d.doc.metadata?.labels?.grafana_dashboard !== undefined);
+  t.equal(labelled.length, 1, 'one ConfigMap labelled grafana_dashboard');
+  const cm = labelled[0]?.doc ?? {};
+  t.equal(cm.apiVersion, 'v1');
+  // kube-prometheus-stack's sidecar: label grafana_dashboard, labelValue "1" (a string, as label values are).
+  t.equal(cm.metadata?.labels?.grafana_dashboard, '1', 'grafana_dashboard: "1"');
+  const keys = Object.keys(cm.data ?? {});
+  t.equal(keys.length, 1, 'one data key');
+  t.match(keys[0], /^[-._a-zA-Z0-9]+\.json$/, 'a valid ConfigMap key ending .json (the file name the sidecar writes)');
+  const json = cm.data?.[keys[0] ?? ''];
+  t.equal(json, readFileSync(dashboardFile, 'utf8'), 'its JSON = docker/observability/grafana-dashboard.json (run node docker/kubernetes/sync-grafana-dashboard.mjs)');
+  // kubectl apply (client side) copies the whole object into an annotation; a ConfigMap's
+  // annotations may hold 256 KiB in total.
+  t.ok(Buffer.byteLength(String(json)) < 200 * 1024, `${Buffer.byteLength(String(json))} bytes leave room under kubectl apply's 256 KiB annotation limit`);
 });
 
 t.test("docker/README.md: the minimal config of \"Protect a legacy API\" loads", async (t) => {

@@ -1,9 +1,13 @@
 // The Grafana dashboard and the Prometheus alerts in docker/observability/ query only metrics and
 // labels that src/metrics.ts defines, every query is valid PromQL (the Prometheus project's own
-// grammar, @prometheus-io/lezer-promql), the dashboard imports (ids, grid, datasource variable),
-// and, where promtool is installed (a real peer nobody here wrote), Prometheus itself accepts the
-// rules and the dashboard's queries and each alert fires on the series it is meant for and not on
-// the ones it is meant to ignore. With CI set, a missing promtool is a failure, not a skip.
+// grammar, @prometheus-io/lezer-promql) as written and with the dashboard variables substituted
+// the way Grafana does, the dashboard imports (ids, grid, datasource variable) and filters every
+// selector by namespace, job, pod and instance, every alert links an existing section of
+// RUNBOOKS.md by an absolute runbook_url, and, where promtool is installed (a real peer nobody
+// here wrote), Prometheus itself accepts the rules and the dashboard's queries, each alert fires
+// on the series it is meant for and not on the ones it is meant to ignore (the absent() guards
+// included), and the variables' "All" matches series without Kubernetes labels. With CI set, a
+// missing promtool is a failure, not a skip.
 import { execFile } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,7 +22,7 @@ import { createMetrics } from '../../src/metrics.js';
 const DIR = join(import.meta.dirname, '../../docker/observability');
 const DASHBOARD_FILE = join(DIR, 'grafana-dashboard.json');
 const ALERTS_FILE = join(DIR, 'prometheus-alerts.yaml');
-const README_FILE = join(DIR, 'README.md');
+const RUNBOOKS_FILE = join(DIR, 'RUNBOOKS.md');
 
 const run = promisify(execFile);
 
@@ -36,7 +40,17 @@ interface Panel {
   panels?: Panel[];
   collapsed?: unknown;
 }
-interface Variable { name?: unknown; type?: unknown; query?: unknown; definition?: unknown; datasource?: unknown; current?: unknown }
+interface Variable {
+  name?: unknown;
+  type?: unknown;
+  query?: unknown;
+  definition?: unknown;
+  datasource?: unknown;
+  current?: unknown;
+  includeAll?: unknown;
+  allValue?: unknown;
+  multi?: unknown;
+}
 interface Dashboard {
   title?: unknown;
   uid?: unknown;
@@ -62,7 +76,7 @@ interface RuleFile { groups?: { name?: unknown; rules?: Rule[] }[] }
 
 const dashboard = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as Dashboard;
 const ruleFile = parseYaml(readFileSync(ALERTS_FILE, 'utf8')) as RuleFile;
-const readme = readFileSync(README_FILE, 'utf8');
+const runbooks = readFileSync(RUNBOOKS_FILE, 'utf8');
 
 /** Every panel, rows' nested panels included (a collapsed row keeps its panels inside it). */
 function allPanels(panels: Panel[] = dashboard.panels ?? []): Panel[] {
@@ -85,6 +99,32 @@ const GRAFANA_BUILTINS: Record<string, string> = {
 /** A query as Prometheus will see it once Grafana has interpolated its built-in variables. */
 function interpolate(expr: string): string {
   return expr.replace(/\$\{?(__[a-z_]+)\}?/g, (all, name: string) => GRAFANA_BUILTINS[name] ?? all);
+}
+
+/** A selection of a multi-value variable with "All": every value, or the ones picked. */
+type Selection = 'All' | readonly string[];
+
+/**
+ * Grafana's Prometheus data source escaping of a multi-value variable's values (its
+ * prometheusSpecialRegexEscape): regex metacharacters get a backslash, doubled for the PromQL
+ * string they land in.
+ */
+function grafanaRegexEscape(value: string): string {
+  return value.replace(/\\/g, '\\\\\\\\').replace(/[$^*{}[\]'+?.()|]/g, '\\\\$&');
+}
+
+/**
+ * A dashboard query as Grafana sends it for these selections of the filter variables: "All" is
+ * the variables' allValue `.*`, one value is itself escaped, several are `(a|b)`.
+ */
+function substitute(expr: string, selections: Readonly<Record<string, Selection>>): string {
+  return interpolate(expr).replace(/\$\{?(\w+)\}?/g, (all, name: string) => {
+    const picked = selections[name];
+    if (picked === undefined) return all;
+    if (picked === 'All') return '.*';
+    const escaped = picked.map(grafanaRegexEscape);
+    return escaped.length === 1 ? escaped[0]! : `(${escaped.join('|')})`;
+  });
 }
 
 /** One PromQL expression to check, with where it came from. */
@@ -160,8 +200,16 @@ async function loadCatalog(): Promise<Map<string, MetricInfo>> {
   return catalog;
 }
 
-/** Labels every scraped series has (added by Prometheus from the target). */
-const TARGET_LABELS = ['job', 'instance'];
+/**
+ * Labels every scraped series has (added by Prometheus from the target): job and instance
+ * everywhere, namespace and pod on the targets of a ServiceMonitor or PodMonitor.
+ */
+const TARGET_LABELS = ['job', 'instance', 'namespace', 'pod'];
+
+/** The dashboard variables, in the order of its selectors' matchers. */
+const FILTER_VARIABLES = ['namespace', 'job', 'pod', 'instance'];
+/** The matchers every dashboard selector starts with (the variables' "All" is `.*`). */
+const DASHBOARD_FILTER = FILTER_VARIABLES.map((v) => `${v}=~"$${v}"`).join(', ');
 
 /** A selector's metric resolved against the catalog. */
 interface Resolved {
@@ -191,6 +239,17 @@ function unquote(literal: string): string {
   return literal.startsWith('`') ? literal.slice(1, -1) : (JSON.parse(literal.replace(/^'(.*)'$/s, '"$1"')) as string);
 }
 
+/** Lezer recovers from errors by inserting error nodes; the first one is the syntax error. */
+function syntaxError(tree: ReturnType<typeof parser.parse>, text: string): string | undefined {
+  let found: string | undefined;
+  tree.iterate({
+    enter(n) {
+      if (n.type.isError && found === undefined) found = `syntax error at offset ${n.from} near ${JSON.stringify(text.slice(Math.max(0, n.from - 20), n.from + 20))}`;
+    },
+  });
+  return found;
+}
+
 /** The result of checking one expression: problems found and the metric names it used. */
 interface Analysis {
   readonly problems: string[];
@@ -209,17 +268,11 @@ function analyse(query: Query, catalog: Map<string, MetricInfo>): Analysis {
   const tree = parser.parse(text);
   const top = tree.topNode;
 
-  // Syntax: lezer recovers from errors by inserting error nodes; any one is a syntax error.
-  let syntaxError = false;
-  tree.iterate({
-    enter(n) {
-      if (n.type.isError && !syntaxError) {
-        syntaxError = true;
-        say(`syntax error at offset ${n.from} near ${JSON.stringify(text.slice(Math.max(0, n.from - 20), n.from + 20))}`);
-      }
-    },
-  });
-  if (syntaxError) return { problems, metrics: used };
+  const syntax = syntaxError(tree, text);
+  if (syntax !== undefined) {
+    say(syntax);
+    return { problems, metrics: used };
+  }
 
   // Grafana's own variables ($job, $instance) may only appear inside string literals.
   const strings = descendants(top, 'StringLiteral');
@@ -265,7 +318,7 @@ function analyse(query: Query, catalog: Map<string, MetricInfo>): Analysis {
       }
     }
     if (query.dashboard) {
-      for (const v of TARGET_LABELS) {
+      for (const v of FILTER_VARIABLES) {
         const m = matchers.get(v);
         if (!m || m.op !== '=~' || m.value !== `$${v}`) say(`${name} is not filtered by ${v}=~"$${v}"`);
       }
@@ -350,7 +403,9 @@ t.test('the checker itself rejects what it should', async (t) => {
   t.match(check('rate(mtls_active_connections[5m])'), [/rate\(\) over mtls_active_connections, a gauge/]);
   t.match(check('histogram_quantile(0.9, rate(mtls_request_duration_seconds_count[5m]))'), [/not a _bucket series/]);
   t.match(check('frobnicate(mtls_active_connections)'), [/syntax error/]);
-  t.match(check('mtls_active_connections{job=~"$job"}', true), [/not filtered by instance/]);
+  t.match(check('mtls_active_connections{job=~"$job"}', true), [/not filtered by namespace/, /not filtered by pod/, /not filtered by instance/]);
+  t.match(check('mtls_active_connections{job=~"$job", instance=~"$instance", pod=~"$pod"}', true), [/not filtered by namespace=~"\$namespace"/]);
+  t.same(check(`mtls_active_connections{${DASHBOARD_FILTER}}`, true), []);
   t.match(check('rate(mtls_reloads_total{job=~"$job", instance=~"$instance"}[$bogus])', true), [/syntax error/]);
   t.same(check('histogram_quantile(0.99, sum by (le, route) (rate(mtls_upstream_duration_seconds_bucket[5m])))'), []);
   t.same(check('up{job="a"} == 0'), []);
@@ -445,6 +500,55 @@ t.test('the dashboard has what Grafana import needs', async (t) => {
   t.same(problems, [], 'panels are well-formed and do not overlap');
 });
 
+/** Variable selections the queries must survive, as Grafana substitutes them. */
+const SELECTIONS: Readonly<Record<string, Readonly<Record<string, Selection>>>> = {
+  'All of each': { namespace: 'All', job: 'All', pod: 'All', instance: 'All' },
+  'one of each': { namespace: ['my-api'], job: ['mtls-sidecar-my-api'], pod: ['my-api-5d8f7c9b4-x2x7q'], instance: ['10.0.0.1:9090'] },
+  'several of each': {
+    namespace: ['my-api', 'payments'],
+    job: ['mtls-sidecar-my-api', 'mtls-sidecar-payments'],
+    pod: ['my-api-5d8f7c9b4-x2x7q', 'payments-0'],
+    instance: ['10.0.0.1:9090', '[fd00::1]:9090'],
+  },
+};
+
+/** A variable's query text (Grafana keeps it as a string or under query.query). */
+function variableQuery(v: Variable | undefined): unknown {
+  return typeof v?.query === 'string' ? v.query : (v?.query as { query?: unknown } | undefined)?.query;
+}
+
+t.test('the dashboard filters by namespace, job, pod and instance, each narrowing the next', async (t) => {
+  const vars = dashboard.templating?.list ?? [];
+  t.same(vars.map((v) => v.name), ['datasource', ...FILTER_VARIABLES], 'a data source variable, then the filters');
+  FILTER_VARIABLES.forEach((name, i) => {
+    const v = vars.find((x) => x.name === name);
+    t.equal(v?.type, 'query', `$${name} is a query variable`);
+    t.same(v?.datasource, { type: 'prometheus', uid: '${datasource}' }, `$${name} queries the datasource variable`);
+    t.ok(v?.multi === true && v.includeAll === true && v.allValue === '.*', `$${name}: multi-value, with All = .* (which also matches a series without the label)`);
+    // mtls_sidecar_build_info: one series per sidecar process, so every target is listed.
+    const narrowing = FILTER_VARIABLES.slice(0, i).map((w) => `${w}=~"$${w}"`);
+    const expected = `label_values(mtls_sidecar_build_info${narrowing.length ? `{${narrowing.join(', ')}}` : ''}, ${name})`;
+    t.equal(variableQuery(v), expected, `$${name} lists the values left by the variables before it`);
+    t.equal(v?.definition, expected, `$${name}: definition = query`);
+  });
+  const titles = allPanels().map((p) => p.title);
+  for (const title of ['Connections closed after handshake by reason', 'Build per instance', 'Instances per version']) t.ok(titles.includes(title), `panel "${title}"`);
+});
+
+t.test('every dashboard query is valid PromQL once Grafana has substituted the variables', async (t) => {
+  const problems: string[] = [];
+  for (const [selection, values] of Object.entries(SELECTIONS)) {
+    for (const q of dashboardQueries()) {
+      const text = substitute(q.expr, values);
+      const syntax = syntaxError(parser.parse(text), text);
+      if (syntax !== undefined) problems.push(`${selection}: ${q.where}: ${syntax}`);
+      if (text.includes('$')) problems.push(`${selection}: ${q.where}: a variable is left in ${text}`);
+    }
+  }
+  t.same(problems, []);
+  t.equal(substitute('up{instance=~"$instance"}', { instance: ['[fd00::1]:9090', 'a.b:1'] }), 'up{instance=~"(\\\\[fd00::1\\\\]:9090|a\\\\.b:1)"}', "Grafana's escaping");
+});
+
 const REQUIRED_ALERTS = [
   'MtlsHandshakeFailureRatioHigh',
   'MtlsHandshakeRejectReasonSpike',
@@ -457,6 +561,8 @@ const REQUIRED_ALERTS = [
   'MtlsUpstreamErrors',
   'MtlsReloadFailing',
   'MtlsSidecarDown',
+  'MtlsSidecarAbsent',
+  'MtlsSidecarMetricsAbsent',
 ];
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
@@ -468,12 +574,25 @@ function anchors(markdown: string): Set<string> {
   return out;
 }
 
-t.test('every alert has for, severity, summary, description and a runbook in the README', async (t) => {
+/** The `### <AlertName>` sections of RUNBOOKS.md: heading anchor -> section text. */
+function runbookSections(markdown: string): Map<string, { heading: string; text: string }> {
+  const out = new Map<string, { heading: string; text: string }>();
+  const parts = markdown.split(/^### +/m).slice(1);
+  for (const part of parts) {
+    const heading = part.slice(0, part.indexOf('\n')).trim();
+    const text = part.split(/^#{1,3} /m)[0] ?? '';
+    for (const anchor of anchors(`### ${heading}`)) out.set(anchor, { heading, text });
+  }
+  return out;
+}
+
+const RUNBOOK_PARTS = ['Meaning', 'Impact', 'First checks', 'Fixes'];
+
+t.test('every alert has for, severity, summary, description and a runbook_url', async (t) => {
   t.ok((ruleFile.groups ?? []).length > 0, 'groups');
   const names = rules.map((r) => r.alert);
   t.equal(new Set(names).size, names.length, 'alert names are unique');
   for (const name of REQUIRED_ALERTS) t.ok(names.includes(name), `alert ${name} exists`);
-  const headings = anchors(readme);
   const problems: string[] = [];
   for (const r of rules) {
     const name = String(r.alert);
@@ -481,13 +600,47 @@ t.test('every alert has for, severity, summary, description and a runbook in the
     if (typeof r.for !== 'string' || !/^(\d+[smhdwy])+$/.test(r.for)) problems.push(`${name}: for`);
     if (!['critical', 'warning', 'info'].includes(String(r.labels?.severity))) problems.push(`${name}: labels.severity`);
     const a = r.annotations ?? {};
-    for (const k of ['summary', 'description', 'runbook']) if (typeof a[k] !== 'string' || a[k] === '') problems.push(`${name}: annotations.${k}`);
-    if (!/\{\{ \$(labels\.\w+|value)/.test(`${String(a.summary)} ${String(a.description)}`)) problems.push(`${name}: summary/description use no {{ $labels }} / {{ $value }}`);
-    const anchor = /README\.md#([\w-]+)/.exec(String(a.runbook))?.[1];
-    if (anchor === undefined || !headings.has(anchor)) problems.push(`${name}: runbook must point at a README.md#heading (got ${String(a.runbook).slice(0, 60)})`);
-    if (!headings.has(name.toLowerCase())) problems.push(`${name}: no "### ${name}" section in README.md`);
+    for (const k of ['summary', 'description', 'runbook_url']) if (typeof a[k] !== 'string' || a[k] === '') problems.push(`${name}: annotations.${k}`);
+    const extra = Object.keys(a).filter((k) => !['summary', 'description', 'runbook_url'].includes(k));
+    if (extra.length) problems.push(`${name}: unexpected annotations ${extra.join(', ')} (runbook prose belongs in RUNBOOKS.md)`);
+    // absent() returns one series without labels: there is nothing to name.
+    const labelless = /^\s*absent\(/.test(String(r.expr));
+    if (!labelless && !/\{\{ \$(labels\.\w+|value)/.test(`${String(a.summary)} ${String(a.description)}`)) problems.push(`${name}: summary/description use no {{ $labels }} / {{ $value }}`);
   }
   t.same(problems, [], 'alerts are complete');
+});
+
+t.test('every runbook_url is the one absolute base plus the anchor of its RUNBOOKS.md section', async (t) => {
+  const sections = runbookSections(runbooks);
+  const bases = new Set<string>();
+  const problems: string[] = [];
+  for (const r of rules) {
+    const name = String(r.alert);
+    const raw = String(r.annotations?.runbook_url);
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      problems.push(`${name}: runbook_url ${JSON.stringify(raw)} is not an absolute URL`);
+      continue;
+    }
+    if (!/^https?:$/.test(url.protocol)) problems.push(`${name}: runbook_url is ${url.protocol}, not http(s)`);
+    if (url.href !== raw) problems.push(`${name}: runbook_url ${raw} is not in normal form (${url.href})`);
+    bases.add(raw.slice(0, raw.length - url.hash.length));
+    // The kubernetes-mixin convention: the anchor is the alert name in lower case.
+    if (url.hash !== `#${name.toLowerCase()}`) problems.push(`${name}: runbook_url anchor ${url.hash || '(none)'} is not #${name.toLowerCase()}`);
+    const section = sections.get(url.hash.slice(1));
+    if (section === undefined) {
+      problems.push(`${name}: RUNBOOKS.md has no heading with anchor ${url.hash}`);
+      continue;
+    }
+    if (section.heading !== name) problems.push(`${name}: its runbook section is headed "${section.heading}"`);
+    for (const part of RUNBOOK_PARTS) if (!section.text.includes(`**${part}**`)) problems.push(`${name}: its runbook section has no **${part}**`);
+  }
+  t.equal(bases.size, 1, `one runbook base for all alerts (sync-prometheusrule.mjs --runbook-base-url sets it): ${[...bases].join(', ')}`);
+  const orphans = [...sections.values()].map((x) => x.heading).filter((h) => !rules.some((r) => r.alert === h));
+  t.same(orphans, [], 'every RUNBOOKS.md section is an alert');
+  t.same(problems, [], 'runbook links resolve');
 });
 
 // ---------------------------------------------------------------------------- promtool
@@ -532,12 +685,54 @@ t.test('promtool check rules accepts the alert rules', { skip: PROMTOOL ? false 
 t.test("promtool accepts every dashboard query (as recording rules: Prometheus's parser and type checks)", { skip: PROMTOOL ? false : NO_PROMTOOL }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'mtls-dashboard-rules-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const queries = dashboardQueries();
-  const recording = { groups: [{ name: 'dashboard', rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: q.dashboard ? interpolate(q.expr) : q.expr })) }] };
+  // As written (the variables inside their strings) and as Grafana sends them.
+  const queries = [
+    ...dashboardQueries().map((q) => ({ where: q.where, expr: q.dashboard ? interpolate(q.expr) : q.expr })),
+    ...Object.entries(SELECTIONS).flatMap(([selection, values]) => dashboardQueries().map((q) => ({ where: `${selection}: ${q.where}`, expr: substitute(q.expr, values) }))),
+  ];
+  const recording = { groups: [{ name: 'dashboard', rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: q.expr })) }] };
   await writeFile(join(dir, 'dashboard-rules.yaml'), stringifyYaml(recording));
   const { code, output } = await promtool(['check', 'rules', 'dashboard-rules.yaml'], dir);
   const failed = /dashboard:query_(\d+)/.exec(output)?.[1];
   t.equal(code, 0, failed === undefined ? output : `${queries[Number(failed)]?.where}: ${output}`);
+});
+
+t.test("the dashboard's filter selects what the variables say, and All includes targets without Kubernetes labels (promtool)", { skip: PROMTOOL ? false : NO_PROMTOOL }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-dashboard-filter-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const build = 'version="0.1.0",node="v24.0.0",openssl="3.0.0"';
+  const series = [
+    `mtls_sidecar_build_info{job="mtls-sidecar-my-api",namespace="my-api",pod="my-api-5d8f7c9b4-x2x7q",instance="10.0.0.1:9090",${build}}`,
+    `mtls_sidecar_build_info{job="mtls-sidecar-my-api",namespace="my-api",pod="my-api-5d8f7c9b4-k8p2d",instance="[fd00::1]:9090",${build}}`,
+    `mtls_sidecar_build_info{job="mtls-sidecar-payments",namespace="payments",pod="payments-0",instance="10.0.1.7:9090",${build}}`,
+    // docker-compose or a static scrape config: no namespace, no pod.
+    `mtls_sidecar_build_info{job="mtls-sidecar",instance="sidecar:9090",${build}}`,
+  ];
+  const all: Record<string, Selection> = { namespace: 'All', job: 'All', pod: 'All', instance: 'All' };
+  const cases: { name: string; pick: Record<string, Selection>; count: number }[] = [
+    { name: 'All', pick: {}, count: 4 },
+    { name: 'one namespace', pick: { namespace: ['my-api'] }, count: 2 },
+    { name: 'two namespaces', pick: { namespace: ['my-api', 'payments'] }, count: 3 },
+    { name: 'one pod', pick: { pod: ['payments-0'] }, count: 1 },
+    { name: 'an instance with regex metacharacters', pick: { instance: ['[fd00::1]:9090'] }, count: 1 },
+    { name: 'one job outside Kubernetes', pick: { job: ['mtls-sidecar'] }, count: 1 },
+  ];
+  const unitTest = {
+    tests: [
+      {
+        interval: '1m',
+        input_series: series.map((s) => ({ series: s, values: '1x10' })),
+        promql_expr_test: cases.map((c) => ({
+          expr: `count(mtls_sidecar_build_info{${substitute(DASHBOARD_FILTER, { ...all, ...c.pick })}})`,
+          eval_time: '5m',
+          exp_samples: [{ labels: '{}', value: c.count }],
+        })),
+      },
+    ],
+  };
+  await writeFile(join(dir, 'filter-test.yaml'), stringifyYaml(unitTest));
+  const { code, output } = await promtool(['test', 'rules', 'filter-test.yaml'], dir);
+  t.equal(code, 0, `${cases.map((c) => c.name).join(', ')}\n${output}`);
 });
 
 // ------------------------------------------------------------------ alert behaviour (promtool)
@@ -673,6 +868,53 @@ const SCENARIOS: Scenario[] = [
     name: 'a down sidecar pages; another job being down does not',
     series: { [`up{${I1}}`]: '1 1 0x10', [`up{${I2}}`]: '1x12', 'up{job="node",instance="z"}': '0x12' },
     expect: [{ at: '10m', alert: 'MtlsSidecarDown', firing: [{ ...inst(1), severity: 'critical' }] }],
+  },
+  {
+    name: 'no sidecar target at all (only other jobs are scraped) pages after 15 minutes',
+    series: { 'up{job="node",instance="z"}': '1x30' },
+    expect: [
+      { at: '10m', alert: 'MtlsSidecarAbsent', firing: [] },
+      { at: '20m', alert: 'MtlsSidecarAbsent', firing: [{ severity: 'critical' }] },
+    ],
+  },
+  {
+    name: 'sidecar targets that vanish at 10m: absent once their last sample is 5 minutes old, paging 15 minutes later',
+    series: { [`up{${I1}}`]: '1x10', [`up{${I2}}`]: '1x10', 'up{job="node",instance="z"}': '1x60' },
+    expect: [
+      { at: '10m', alert: 'MtlsSidecarAbsent', firing: [] },
+      { at: '25m', alert: 'MtlsSidecarAbsent', firing: [] },
+      { at: '35m', alert: 'MtlsSidecarAbsent', firing: [{ severity: 'critical' }] },
+    ],
+  },
+  {
+    name: 'a scraped sidecar is not absent, even while it is down',
+    series: { [`up{${I1}}`]: '1x30', [`up{${I2}}`]: '0x30' },
+    expect: [{ at: '25m', alert: 'MtlsSidecarAbsent', firing: [] }],
+  },
+  {
+    name: 'an instance scraped without the sidecar metrics warns; one exporting them, or down, does not',
+    series: {
+      [`up{${I1}}`]: '1x30',
+      [`mtls_sidecar_build_info{${I1},version="0.1.0",node="v24.0.0",openssl="3.0.0"}`]: '1x30',
+      [`up{${I2}}`]: '1x30',
+      [`up{${I3}}`]: '0x30',
+      'up{job="node",instance="z"}': '1x30',
+    },
+    expect: [
+      { at: '5m', alert: 'MtlsSidecarMetricsAbsent', firing: [] },
+      { at: '15m', alert: 'MtlsSidecarMetricsAbsent', firing: [{ ...inst(2), severity: 'warning' }] },
+    ],
+  },
+  {
+    name: 'sidecar metrics that stop while the target stays up (a ServiceMonitor moved to the app port) warn',
+    series: {
+      [`up{${I1}}`]: '1x40',
+      [`mtls_sidecar_build_info{${I1},version="0.1.0",node="v24.0.0",openssl="3.0.0"}`]: '1x10',
+    },
+    expect: [
+      { at: '10m', alert: 'MtlsSidecarMetricsAbsent', firing: [] },
+      { at: '30m', alert: 'MtlsSidecarMetricsAbsent', firing: [{ ...inst(1), severity: 'warning' }] },
+    ],
   },
   {
     name: 'fleet: 10 % of handshakes with < 1 day left for over an hour',
