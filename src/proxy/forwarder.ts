@@ -9,7 +9,7 @@
  * error without a listener, `connection: close` without an agent, copying hop-by-hop headers).
  * This file is the only importer of undici, so the choice can be revisited in one place.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -87,15 +87,20 @@ function isHopByHopResponse(name: string): boolean {
 /**
  * One forwarded request, as undici's dispatch handler: the response goes straight from undici's
  * parser to `res` (writeHead with a flat header list, write per chunk, end), with backpressure
- * through undici's pause/resume.
+ * through the controller's pause/resume.
  *
  * Why `dispatch` and not `pool.request`: `request` wraps every response in a promise, a
  * BodyReadable stream and a pipe into `res`, and parses the headers into an object we then
  * copied; measured on the keep-alive benchmark that was ~70 µs of CPU per request more.
+ *
+ * undici 8's handler API (`onRequestStart`/`onResponseStart`/…) hands `onResponseStart` the
+ * headers parsed into an object, lower-cased and merged; that object is built whether we read it
+ * or not. What is relayed comes from `controller.rawHeaders` instead — the header lines as
+ * received, names in their original case, duplicates in order — as it did from undici 7's
+ * `onHeaders`; only the Content-Length is read from the parsed object.
  */
 class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
-  private abortUpstream: ((err?: Error) => void) | undefined;
-  private resumeUpstream: (() => void) | undefined;
+  private controller: Dispatcher.DispatchController | undefined;
   private cancelled = false;
   private failed = false;
 
@@ -107,49 +112,39 @@ class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
-    this.abortUpstream?.();
+    this.controller?.abort(new Error('the client went away'));
   }
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortUpstream = abort;
-    if (this.cancelled) abort();
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.cancelled) controller.abort(new Error('the client went away'));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true; // 1xx (103 Early Hints): not relayed; the final answer follows
-    if (this.cancelled) return false;
-    const out: string[] = [];
-    let contentLength: number | undefined;
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!.toString('latin1');
-      if (isHopByHopResponse(name)) continue;
-      const value = rawHeaders[i + 1]!.toString('latin1');
-      if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = Number(value);
-      out.push(name, value);
-    }
-    this.hooks.onResponse?.(statusCode, contentLength);
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx (103 Early Hints): not relayed; the final answer follows
+    if (this.cancelled) return;
+    const cl = headers['content-length'];
+    this.hooks.onResponse?.(statusCode, typeof cl === 'string' ? Number(cl) : undefined);
     try {
-      this.res.writeHead(statusCode, out);
+      this.res.writeHead(statusCode, relayedHeaders(controller.rawHeaders, headers));
     } catch (err) {
       this.fail(err as Error); // a header Node refuses to send (invalid characters)
-      return false;
     }
-    this.resumeUpstream = resume;
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
-    if (this.cancelled || this.failed) return false;
-    if (this.res.write(chunk)) return true;
-    this.res.once('drain', this.resumeUpstream!);
-    return false;
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.cancelled || this.failed) return;
+    if (this.res.write(chunk)) return;
+    controller.pause();
+    // Only on backpressure: no closure for a response that never fills the client's buffer.
+    this.res.once('drain', () => controller.resume());
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     if (!this.cancelled && !this.failed) this.res.end();
   }
 
-  onError(err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.cancelled) return; // the client left; nobody to answer
     // Mid-body an error cannot become a status any more: the stream is cut for the client too.
     if (this.res.headersSent) this.res.destroy();
@@ -159,9 +154,35 @@ class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
-    this.abortUpstream?.();
+    this.controller?.abort(err);
     this.hooks.onError(classifyUpstreamError(err), err);
   }
+}
+
+/**
+ * The response header lines relayed to the client, flat `[name, value, …]`, hop-by-hop ones
+ * dropped. From the raw lines (HTTP/1.1: `Buffer`s, names as the upstream spelled them); from the
+ * parsed object only if undici gave no list, which HTTP/1.1 always does.
+ */
+function relayedHeaders(raw: Dispatcher.DispatchController['rawHeaders'], parsed: IncomingHttpHeaders): string[] {
+  const out: string[] = [];
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i += 2) {
+      const n = raw[i]!;
+      const name = typeof n === 'string' ? n : n.toString('latin1');
+      if (isHopByHopResponse(name)) continue;
+      const v = raw[i + 1]!;
+      out.push(name, typeof v === 'string' ? v : v.toString('latin1'));
+    }
+    return out;
+  }
+  for (const name of Object.keys(parsed)) {
+    const value = parsed[name];
+    if (value === undefined || isHopByHopResponse(name)) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, value);
+  }
+  return out;
 }
 
 /** Builds the forwarder with its own keep-alive pool. Sync; never throws for a valid URL. */
@@ -173,6 +194,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     connections: options.maxSockets,
     pipelining: 1,
     keepAliveTimeout: Math.max(1_000, options.keepAliveMs),
+    // undici 8 speaks HTTP/2 to an https upstream that offers it; the headers built upstream
+    // (Host, hop-by-hop handling) and the upgrade path are HTTP/1.1's, so stay on it.
+    allowH2: false,
     headersTimeout: options.responseTimeoutMs,
     bodyTimeout: options.responseTimeoutMs,
     connect: { timeout: options.connectTimeoutMs, ...tlsOptions },

@@ -19,29 +19,29 @@ const [cert, key, ca, upstreamPort] = process.argv.slice(2);
 const pool = new Pool(`http://127.0.0.1:${upstreamPort}`, { connections: 128, pipelining: 1, keepAliveTimeout: 300_000 });
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 
+// undici 8's handler API; the headers relayed are the raw lines, as the sidecar's forwarder does.
 class Exchange {
   constructor(res) {
     this.res = res;
   }
-  onConnect() {}
-  onHeaders(status, raw) {
-    if (status < 200) return true;
+  onRequestStart() {}
+  onResponseStart(controller, status) {
+    if (status < 200) return;
+    const raw = controller.rawHeaders;
     const out = [];
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i].toString('latin1');
       if (!HOP.has(name.toLowerCase())) out.push(name, raw[i + 1].toString('latin1'));
     }
     this.res.writeHead(status, out);
-    return true;
   }
-  onData(chunk) {
+  onResponseData(_controller, chunk) {
     this.res.write(chunk);
-    return true;
   }
-  onComplete() {
+  onResponseEnd() {
     this.res.end();
   }
-  onError() {
+  onResponseError() {
     if (this.res.headersSent) this.res.destroy();
     else this.res.writeHead(502).end();
   }

@@ -1,4 +1,5 @@
 // An HTTPS upstream verified with its own CA, Host rewriting, and X-Forwarded-* append mode.
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
@@ -41,6 +42,21 @@ t.test('https upstream verified with upstream.ca (by IP and by serverName)', asy
   const byName = await startTestSidecar(pki, `https://127.0.0.1:${upPort}`, { upstream: { ca: upCaFile, serverName: 'api.internal' } });
   t.teardown(() => byName.close());
   t.equal((await get(byName.port)).json?.deviceId, 'fwd-1');
+});
+
+t.test('an https upstream that also offers HTTP/2 is still spoken to in HTTP/1.1', async (t) => {
+  // undici 8 would pick h2 by ALPN; the headers the sidecar builds (Host, Connection, upgrades) are HTTP/1.1's.
+  const h2 = http2.createSecureServer({ key: upKey.privateKeyPem, cert: upCert.pem, allowHTTP1: true }, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ httpVersion: req.httpVersion, deviceId: req.headers['x-device-id'] }));
+  });
+  await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+  const sc = await startTestSidecar(pki, `https://127.0.0.1:${(h2.address() as AddressInfo).port}`, { upstream: { ca: upCaFile } });
+  t.teardown(async () => {
+    await sc.close();
+    await new Promise((r) => h2.close(r));
+  });
+  t.same((await get(sc.port)).json, { httpVersion: '1.1', deviceId: 'fwd-1' });
 });
 
 t.test('an https upstream that does not verify gets 502 tls, never a silent downgrade', async (t) => {
