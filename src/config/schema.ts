@@ -38,28 +38,37 @@ export const DEFAULT_CIPHERS = [
 ].join(':');
 
 const listenSchema = z.strictObject({
-  host: z.string().min(1).default('0.0.0.0'),
-  port: int(0, 65535).default(8443),
+  host: z.string().min(1).default('0.0.0.0').describe('address to bind; "::" for dual stack'),
+  port: int(0, 65535).default(8443).describe('TCP port clients connect to'),
 });
 
 const tlsSchema = z.strictObject({
-  cert: filePath(),
-  key: filePath(),
-  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-  ciphers: z.string().min(1).default(DEFAULT_CIPHERS),
-  handshakeTimeoutMs: int(100, 120_000).default(10_000),
-  sessionTimeoutSeconds: int(0, 86_400).default(300),
+  cert: filePath().describe('server certificate, PEM, optionally followed by its intermediate chain'),
+  key: filePath().describe('its private key, unencrypted PEM (PKCS#8, SEC1 or PKCS#1); must match the certificate'),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('lowest TLS version accepted'),
+  ciphers: z.string().min(1).default(DEFAULT_CIPHERS).describe('OpenSSL cipher list (TLS 1.2 suites and TLS 1.3 suite names)'),
+  handshakeTimeoutMs: int(100, 120_000).default(10_000).describe('a client that has not finished its handshake by then is dropped'),
+  sessionTimeoutSeconds: int(0, 86_400).default(300).describe('lifetime of TLS session tickets (resumption); 0 disables resumption'),
 });
 
 const clientAuthSchema = z.strictObject({
-  caBundle: z.array(filePath()).min(1, 'needs at least one CA file'),
-  maxChainDepth: int(1, 10).default(3),
-  requireClientAuthEku: bool().default(true),
-  failureMode: z.enum(['reject', 'http']).default('reject'),
+  caBundle: z.array(filePath()).min(1, 'needs at least one CA file').describe('PEM files of the CAs whose client certificates are accepted'),
+  maxChainDepth: int(1, 10).default(3).describe('most CA certificates above the client certificate, the root included'),
+  requireClientAuthEku: bool()
+    .default(true)
+    .describe('the client certificate must carry the clientAuth extended key usage (false: one with no EKU at all passes too)'),
+  failureMode: z
+    .enum(['reject', 'http'])
+    .default('reject')
+    .describe('what a refused client gets: the connection closed after the handshake, or 401/403 to every request'),
 });
 
 const deviceIdSourceSchema = z.discriminatedUnion('source', [
-  z.strictObject({ source: z.literal('uri'), prefix: z.string().min(1).default('urn:device:'), stripPrefix: bool().default(true) }),
+  z.strictObject({
+    source: z.literal('uri'),
+    prefix: z.string().min(1).default('urn:device:').describe('a SAN URI starting with this matches'),
+    stripPrefix: bool().default(true).describe('the device id is what follows the prefix'),
+  }),
   z.strictObject({ source: z.literal('spiffe') }),
   z.strictObject({ source: z.literal('dns') }),
   z.strictObject({ source: z.literal('cn') }),
@@ -67,16 +76,16 @@ const deviceIdSourceSchema = z.discriminatedUnion('source', [
 ]);
 
 const headerNamesSchema = z.strictObject({
-  verified: headerName().default('X-Client-Verified'),
-  deviceId: headerName().default('X-Device-Id'),
-  subject: headerName().default('X-Client-Cert-Subject'),
-  issuer: headerName().default('X-Client-Cert-Issuer'),
-  serial: headerName().default('X-Client-Cert-Serial'),
-  fingerprint: headerName().default('X-Client-Cert-Fingerprint-SHA256'),
-  notAfter: headerName().default('X-Client-Cert-Not-After'),
-  sanUri: headerName().default('X-Client-Cert-SAN-URI'),
-  sanDns: headerName().default('X-Client-Cert-SAN-DNS'),
-  certPem: headerName().default('X-Client-Cert'),
+  verified: headerName().default('X-Client-Verified').describe('always "SUCCESS" on a forwarded request'),
+  deviceId: headerName().default('X-Device-Id').describe('the device id'),
+  subject: headerName().default('X-Client-Cert-Subject').describe('subject DN, RFC 4514'),
+  issuer: headerName().default('X-Client-Cert-Issuer').describe('issuer DN, RFC 4514'),
+  serial: headerName().default('X-Client-Cert-Serial').describe('serial number, upper-case hex'),
+  fingerprint: headerName().default('X-Client-Cert-Fingerprint-SHA256').describe('SHA-256 of the certificate DER, lower-case hex'),
+  notAfter: headerName().default('X-Client-Cert-Not-After').describe('expiry, ISO 8601 UTC'),
+  sanUri: headerName().default('X-Client-Cert-SAN-URI').describe('SAN URIs, comma-separated'),
+  sanDns: headerName().default('X-Client-Cert-SAN-DNS').describe('SAN DNS names, comma-separated'),
+  certPem: headerName().default('X-Client-Cert').describe('URL-encoded PEM of the certificate (with includeCertPem)'),
 });
 
 const identitySchema = z.strictObject({
@@ -89,82 +98,94 @@ const identitySchema = z.strictObject({
       { source: 'dns' },
       { source: 'cn' },
       { source: 'serial' },
-    ]),
-  headers: headerNamesSchema.prefault({}),
-  includeCertPem: bool().default(false),
+    ])
+    .describe('rules picking the device id from the certificate (uri, spiffe, dns, cn, serial); the first that matches wins'),
+  headers: headerNamesSchema.prefault({}).describe('names of the headers set on every forwarded request'),
+  includeCertPem: bool().default(false).describe('also send the client certificate in headers.certPem'),
   xfcc: z
     .strictObject({
       enabled: bool().default(false),
-      includeCert: bool().default(false),
-      by: z.string().min(1).optional(),
+      includeCert: bool().default(false).describe('add Cert="<url-encoded PEM>"'),
+      by: z.string().min(1).optional().describe("By=<URI>: the sidecar's own identity (e.g. its SPIFFE id)"),
     })
-    .prefault({}),
-  rfc9440: z.strictObject({ enabled: bool().default(false), includeChain: bool().default(true) }).prefault({}),
-  stripHeaders: z.array(headerName()).default([]),
+    .prefault({})
+    .describe('Envoy-compatible X-Forwarded-Client-Cert'),
+  rfc9440: z
+    .strictObject({
+      enabled: bool().default(false),
+      includeChain: bool().default(true).describe('also send Client-Cert-Chain (the intermediates)'),
+    })
+    .prefault({})
+    .describe('RFC 9440 Client-Cert / Client-Cert-Chain fields'),
+  stripHeaders: z.array(headerName()).default([]).describe('more inbound header names to remove from every request'),
 });
 
 const upstreamSchema = z.strictObject({
-  url: httpUrl(),
-  ca: filePath().optional(),
-  serverName: z.string().min(1).optional(),
-  connectTimeoutMs: int(1, 600_000).default(5_000),
-  responseTimeoutMs: int(1, 3_600_000).default(60_000),
-  maxSockets: int(1, 65_536).default(256),
-  keepAliveMs: int(0, 600_000).default(30_000),
-  preserveHost: bool().default(true),
-  forwardedHeaders: z.enum(['replace', 'append']).default('replace'),
+  url: httpUrl().describe('http:// or https:// base URL of the unchanged API'),
+  ca: filePath().optional().describe("PEM CA bundle verifying an https upstream (default: Node's built-in roots)"),
+  serverName: z.string().min(1).optional().describe("TLS server name verified on an https upstream (default: the URL's host)"),
+  connectTimeoutMs: int(1, 600_000).default(5_000).describe('connecting may take this long before the request fails with 504'),
+  responseTimeoutMs: int(1, 3_600_000).default(60_000).describe('the upstream may stay silent this long before the request fails with 504'),
+  maxSockets: int(1, 65_536).default(256).describe('most pooled keep-alive connections to the upstream'),
+  keepAliveMs: int(0, 600_000).default(30_000).describe('TCP keep-alive initial delay of pooled connections'),
+  preserveHost: bool().default(true).describe("keep the client's Host header (false: send the upstream URL's host)"),
+  forwardedHeaders: z
+    .enum(['replace', 'append'])
+    .default('replace')
+    .describe("X-Forwarded-*: replace the client's (spoofable) values, or append to a trusted proxy's"),
 });
 
 const limitsSchema = z.strictObject({
-  headersTimeoutMs: int(1_000, 600_000).default(20_000),
-  requestTimeoutMs: int(0, 86_400_000).default(300_000),
-  keepAliveTimeoutMs: int(0, 600_000).default(60_000),
-  maxHeaderBytes: int(1_024, 1_048_576).default(16_384),
+  headersTimeoutMs: int(1_000, 600_000).default(20_000).describe('the request headers must arrive within this long'),
+  requestTimeoutMs: int(0, 86_400_000).default(300_000).describe('the whole request must arrive within this long; 0 disables it'),
+  keepAliveTimeoutMs: int(0, 600_000).default(60_000).describe('an idle keep-alive connection is closed after this long'),
+  maxHeaderBytes: int(1_024, 1_048_576).default(16_384).describe('largest request header block; larger gets 431'),
 });
 
 const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  accessLog: bool().default(true),
+  accessLog: bool().default(true).describe('one line per request'),
   rateLimit: z
     .strictObject({
-      perSecond: int(1, 100_000).default(10),
-      burst: int(1, 1_000_000).default(50),
-      summaryIntervalSeconds: int(1, 3_600).default(10),
+      perSecond: int(1, 100_000).default(10).describe('sustained lines per second per event'),
+      burst: int(1, 1_000_000).default(50).describe('burst before the rate applies'),
+      summaryIntervalSeconds: int(1, 3_600).default(10).describe('how often the summary of suppressed lines is written'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('limit on lines a client can cause in bulk (refused handshakes, upstream errors)'),
 });
 
 const adminSchema = z.strictObject({
   enabled: bool().default(true),
-  host: z.string().min(1).default('0.0.0.0'),
-  port: int(0, 65535).default(9090),
+  host: z.string().min(1).default('0.0.0.0').describe('address to bind (all interfaces by default, so Prometheus can scrape the pod)'),
+  port: int(0, 65535).default(9090).describe('TCP port'),
 });
 
 const workersSchema = z.union([z.literal('auto'), int(1, 256)]);
 
 const reloadSchema = z.strictObject({
-  intervalSeconds: int(0, 3_600).default(10),
+  intervalSeconds: int(0, 3_600).default(10).describe('seconds between content checks; 0 disables polling (SIGHUP still reloads)'),
 });
 
 const shutdownSchema = z.strictObject({
-  timeoutSeconds: int(0, 3_600).default(25),
+  timeoutSeconds: int(0, 3_600).default(25).describe('requests still running this long after SIGTERM/SIGINT are cut'),
 });
 
 /** The whole configuration file. */
 export const configSchema = z.strictObject({
-  version: z.literal(1, { message: 'must be 1 (the only config version so far)' }),
-  workers: workersSchema.default(1),
-  listen: listenSchema.prefault({}),
-  tls: tlsSchema,
-  clientAuth: clientAuthSchema,
-  identity: identitySchema.prefault({}),
-  upstream: upstreamSchema,
-  limits: limitsSchema.prefault({}),
-  admin: adminSchema.prefault({}),
-  log: logSchema.prefault({}),
-  revocation: revocationSchema.prefault({}),
-  reload: reloadSchema.prefault({}),
-  shutdown: shutdownSchema.prefault({}),
+  version: z.literal(1, { message: 'must be 1 (the only config version so far)' }).describe('config format version; 1 is the only one'),
+  workers: workersSchema.default(1).describe('worker processes sharing the data port: a number, or auto (one per CPU the process may use)'),
+  listen: listenSchema.prefault({}).describe('the mTLS data listener'),
+  tls: tlsSchema.describe('the server side of TLS'),
+  clientAuth: clientAuthSchema.describe('client certificates (always required)'),
+  identity: identitySchema.prefault({}).describe('what the upstream learns about the client'),
+  upstream: upstreamSchema.describe('where verified requests go'),
+  limits: limitsSchema.prefault({}).describe('bounds on what a client may hold or send'),
+  admin: adminSchema.prefault({}).describe('the admin listener: /metrics, /healthz, /readyz (plain HTTP, keep it off the public network)'),
+  log: logSchema.prefault({}).describe('logging (JSON lines on stdout)'),
+  revocation: revocationSchema.prefault({}).describe('revocation of client certificates (CRL, OCSP); on by default and failing closed'),
+  reload: reloadSchema.prefault({}).describe('hot reload of tls.cert, tls.key and clientAuth.caBundle'),
+  shutdown: shutdownSchema.prefault({}).describe('graceful shutdown on SIGTERM/SIGINT'),
 });
 
 export type SidecarConfig = z.infer<typeof configSchema>;
