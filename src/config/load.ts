@@ -87,7 +87,8 @@ function parseWith<S extends z.ZodType>(schema: S, pathFields: readonly string[]
   return deepFreeze(resolvePaths(result.data, pathFields, dirname(resolve(file))));
 }
 
-const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** `${NAME}` or `${NAME:-fallback}`; the published JSON Schema admits it wherever text goes. */
+export const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** Replaces `${NAME}` / `${NAME:-default}` inside string values (never keys, never YAML syntax). */
 function substituteEnv(value: unknown, path: Path, env: NodeJS.ProcessEnv, fail: (p: Path, m: string) => void): unknown {
