@@ -85,6 +85,22 @@ function isHopByHopResponse(name: string): boolean {
 }
 
 /**
+ * The other names a response's Connection header lists (lower case): hop-by-hop too (RFC 9110
+ * §7.6.1), so not relayed. Undefined for the usual `keep-alive` or `close`, without parsing.
+ */
+function listedInConnection(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined;
+  let listed: Set<string> | undefined;
+  for (const line of Array.isArray(connection) ? connection : [connection]) {
+    for (const token of line.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name && name !== 'keep-alive' && name !== 'close') (listed ??= new Set()).add(name);
+    }
+  }
+  return listed;
+}
+
+/**
  * One forwarded request, as undici's dispatch handler: the response goes straight from undici's
  * parser to `res` (writeHead with a flat header list, write per chunk, end), with backpressure
  * through the controller's pause/resume.
@@ -166,11 +182,12 @@ class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
  */
 function relayedHeaders(raw: Dispatcher.DispatchController['rawHeaders'], parsed: IncomingHttpHeaders): string[] {
   const out: string[] = [];
+  const listed = listedInConnection(parsed.connection);
   if (Array.isArray(raw)) {
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i]!;
       const name = typeof n === 'string' ? n : n.toString('latin1');
-      if (isHopByHopResponse(name)) continue;
+      if (isHopByHopResponse(name) || listed?.has(name.toLowerCase())) continue;
       const v = raw[i + 1]!;
       out.push(name, typeof v === 'string' ? v : v.toString('latin1'));
     }
@@ -178,7 +195,7 @@ function relayedHeaders(raw: Dispatcher.DispatchController['rawHeaders'], parsed
   }
   for (const name of Object.keys(parsed)) {
     const value = parsed[name];
-    if (value === undefined || isHopByHopResponse(name)) continue;
+    if (value === undefined || isHopByHopResponse(name) || listed?.has(name)) continue;
     if (Array.isArray(value)) for (const v of value) out.push(name, v);
     else out.push(name, value);
   }
@@ -263,13 +280,15 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 /**
  * The head of a declined upgrade as relayed. node:http hands us the body de-chunked, so the
  * upstream's framing headers would misdescribe it: hop-by-hop ones (Transfer-Encoding, Connection,
- * Keep-Alive, Upgrade…) are dropped, Content-Length — still true of the bytes — is kept, and
+ * Keep-Alive, Upgrade…, and what Connection lists) are dropped, Content-Length — still true of the bytes — is kept, and
  * `Connection: close` delimits a body without it (the socket ends after the body either way).
  */
 function declinedHead(res: IncomingMessage): string {
   const kept: string[] = [];
+  const listed = listedInConnection(res.headers.connection);
   for (let i = 0; i < res.rawHeaders.length; i += 2) {
-    if (!isHopByHopResponse(res.rawHeaders[i]!)) kept.push(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+    const name = res.rawHeaders[i]!;
+    if (!isHopByHopResponse(name) && !listed?.has(name.toLowerCase())) kept.push(name, res.rawHeaders[i + 1]!);
   }
   kept.push('Connection', 'close');
   return statusBlock(`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`, kept);

@@ -1,6 +1,6 @@
 // The upstream's response reaches the client as the upstream wrote it: header names in their own
 // case, repeated headers in order, 1xx interim answers not relayed, the upstream hop's own headers
-// (Keep-Alive, Proxy-Connection, Trailer) dropped. A raw upstream writes
+// (Keep-Alive, Proxy-Connection, Trailer, what its Connection lists) dropped. A raw upstream writes
 // the exact bytes, since Node's http server would normalise some of them.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -21,7 +21,8 @@ const ANSWERS: Record<string, string> = {
     'Set-Cookie: b=2',
     'Keep-Alive: timeout=99, max=7',
     'Proxy-Connection: keep-alive',
-    'Connection: keep-alive',
+    'Connection: keep-alive, X-Upstream-Hop',
+    'X-Upstream-Hop: private to the hop',
     'Trailer: X-Checksum',
     'Content-Length: 2',
     '',
@@ -72,6 +73,7 @@ t.test('header names keep their case and repeats their order; hop-by-hop headers
   );
   t.notMatch(res.head, /max=7|timeout=99/, "the upstream's Keep-Alive is not relayed");
   t.notMatch(res.head, /proxy-connection|trailer:|x-checksum/i, 'Proxy-Connection and Trailer are not relayed');
+  t.notMatch(res.head, /x-upstream-hop/i, "a name the upstream's Connection header lists is not relayed");
   const access = sc.logs.find((l) => l.event === 'access' && l.path === '/headers');
   t.equal(access?.bytes, 2, "the access line has the upstream's Content-Length");
 });

@@ -16,6 +16,7 @@ const DECLINE: Record<string, string> = {
   '/chunked': `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n6\r\nhello,\r\n${(BODY.length - 6).toString(16)}\r\n${BODY.slice(6)}\r\n0\r\n\r\n`,
   '/length': `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${BODY.length}\r\nConnection: keep-alive\r\n\r\n${BODY}`,
   '/close': `HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain\r\nUpgrade: h2c\r\nConnection: close\r\n\r\n${BODY}`,
+  '/listed': `HTTP/1.1 403 Forbidden\r\nConnection: close, X-Upstream-Hop\r\nX-Upstream-Hop: private to the hop\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`,
 };
 let upgradeHeaders: http.IncomingHttpHeaders | undefined;
 const upstream = http.createServer((_req, res) => res.end('not an upgrade'));
@@ -61,6 +62,13 @@ t.test('the declined head carries no upstream framing, and says Connection: clos
   t.notMatch(head, /transfer-encoding|keep-alive|^upgrade:/im);
   t.match(head, /^connection: close$/im);
   t.equal(body, BODY, 'the body as the upstream meant it, delimited by the close');
+});
+
+t.test("a declined upgrade does not relay the headers the upstream's Connection lists", async (t) => {
+  const { status, head, body } = splitResponse(await rawExchange(me, 'GET /listed HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'));
+  t.equal(status, 403);
+  t.notMatch(head, /x-upstream-hop/i);
+  t.equal(body, BODY);
 });
 
 t.test('Connection-listed headers are dropped on the websocket path too', async (t) => {
