@@ -90,7 +90,7 @@ for (const [name, ok] of [['garbage', false], ['good', true]] as const) {
     let status = 0;
     for (let i = 0; i < 150 && !body.checks.workersListening; i++) {
       const r = await fetch(`${sc.adminUrl}/readyz`);
-      [status, body] = [r.status, await r.json()];
+      [status, body] = [r.status, (await r.json()) as typeof body];
       if (!body.checks.workersListening) await new Promise((r) => setTimeout(r, 100));
     }
     t.ok(body.checks.workersListening, 'both workers listen');
