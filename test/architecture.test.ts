@@ -27,7 +27,7 @@ const ALLOWED: Record<string, string[]> = {
   device: ['pki', 'errors'],
   workers: ['config', 'serve', 'admin', 'lifecycle', 'logging', 'metrics', 'errors'],
   'cli-ca': ['config', 'enroll', 'device', 'lifecycle', 'errors', 'pki'],
-  cli: ['config', 'serve', 'workers', 'cli-ca', 'enroll', 'device', 'lifecycle', 'dev', 'errors', 'tls'],
+  cli: ['config', 'serve', 'workers', 'cli-ca', 'enroll', 'device', 'lifecycle', 'logging', 'dev', 'errors', 'tls'],
 };
 
 function files(dir: string): string[] {
