@@ -40,7 +40,7 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
 
 /** Validates config text; `file` names it in errors and anchors relative paths. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SidecarConfig {
-  return parseWith(configSchema, FILE_PATH_FIELDS, text, file, env);
+  return parseWith(configSchema, FILE_PATH_FIELDS, 'config/sidecar.example.yaml', text, file, env);
 }
 
 /** Reads and validates a device CA config file (`ca serve`). Same contract as {@link loadConfigFile}. */
@@ -50,7 +50,7 @@ export function loadCaConfigFile(file: string, env: NodeJS.ProcessEnv = process.
 
 /** Validates device CA config text. Same contract as {@link parseConfig}. */
 export function parseCaConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): CaConfig {
-  return parseWith(caConfigSchema, CA_FILE_PATH_FIELDS, text, file, env);
+  return parseWith(caConfigSchema, CA_FILE_PATH_FIELDS, 'config/ca.example.yaml', text, file, env);
 }
 
 function readConfigText(file: string): string {
@@ -61,7 +61,8 @@ function readConfigText(file: string): string {
   }
 }
 
-function parseWith<S extends z.ZodType>(schema: S, pathFields: readonly string[], text: string, file: string, env: NodeJS.ProcessEnv): z.infer<S> {
+/** `example`: the reference config an unknown field is checked against. */
+function parseWith<S extends z.ZodType>(schema: S, pathFields: readonly string[], example: string, text: string, file: string, env: NodeJS.ProcessEnv): z.infer<S> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
@@ -81,7 +82,7 @@ function parseWith<S extends z.ZodType>(schema: S, pathFields: readonly string[]
   const result = schema.safeParse(substituted);
   if (!result.success) {
     const envFields = new Set(problems.map((p) => p.field));
-    problems.push(...result.error.issues.flatMap((i) => describeIssue(i, doc, lineOf)).filter((p) => !envFields.has(p.field)));
+    problems.push(...result.error.issues.flatMap((i) => describeIssue(i, doc, lineOf, example)).filter((p) => !envFields.has(p.field)));
   }
   if (problems.length || !result.success) throw new ConfigError(file, problems);
   return deepFreeze(resolvePaths(result.data, pathFields, dirname(resolve(file))));
@@ -108,13 +109,13 @@ function substituteEnv(value: unknown, path: Path, env: NodeJS.ProcessEnv, fail:
   return value;
 }
 
-function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | undefined) => number | undefined): ConfigProblem[] {
+function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineOf: (o: number | undefined) => number | undefined, example: string): ConfigProblem[] {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => ({
       field: dotted([...path, key]),
       line: lineOf(keyNodeAt(doc, path, key)?.range?.[0]),
-      message: 'unknown field (check the spelling against config/sidecar.example.yaml)',
+      message: `unknown field (check the spelling against ${example})`,
     }));
   }
   // A missing field has no node of its own: point at the nearest parent that exists.

@@ -55,7 +55,7 @@ t.test('bad values are named with their line', async (t) => {
   t.match(byField['issuance.validityDays'], { line: 16 });
   t.match(byField['issuance.sanUriTemplate'], { line: 17, message: /\{deviceId\}/ });
   t.ok(byField['issuance.keyTypes[1]'], 'an unknown key type');
-  t.match(byField['issuance.surprise'], { line: 19, message: /unknown field/ });
+  t.match(byField['issuance.surprise'], { line: 19, message: /unknown field \(check the spelling against config\/ca\.example\.yaml\)/ });
   t.match(problems(minimal.replace('http://ca.internal:8080', 'ftp://x')).problems[0], { field: 'publish.baseUrl' });
 });
 

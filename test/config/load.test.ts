@@ -42,6 +42,7 @@ t.test('an unknown key names the field, the file and the line', async (t) => {
   t.equal(err.code, 'ERR_CONFIG_INVALID');
   t.same(err.problems.map((p) => [p.field, p.line]), [['tls.minVersoin', 5]]);
   t.match(err.message, '/etc/sidecar/sidecar.yaml:5: tls.minVersoin: unknown field');
+  t.match(err.message, 'check the spelling against config/sidecar.example.yaml');
 });
 
 t.test('a wrong value names the field and its line; all problems are listed', async (t) => {
