@@ -426,9 +426,20 @@ t.test('the Dockerfile, read statically', async (t) => {
   t.ok(instructionsOf(build, 'RUN').some((i) => /\bnpm ci\b/.test(i.rest)) && instructionsOf(build, 'RUN').some((i) => /\bnpm run build\b/.test(i.rest)), 'build stage: npm ci + npm run build');
   if (runs.concat(instructionsOf(build, 'RUN').map((i) => i.rest)).some((r) => /--ignore-scripts/.test(r))) {
     const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean }> };
-    const scripted = Object.entries(lock.packages).filter(([, p]) => p.hasInstallScript).map(([k]) => k);
-    // better-sqlite3 13 ships prebuilt Node-API binaries, so not even the CA store needs a build.
+    // The lock's hasInstallScript also marks a package that merely ships a binding.gyp (the
+    // registry sets it at publish); what --ignore-scripts would skip is a lifecycle script, or the
+    // implicit node-gyp build of a binding.gyp the package does not opt out of (gypfile: false).
+    const needsScript = (dir: string) => {
+      const pkg = JSON.parse(readFileSync(join(repo, dir, 'package.json'), 'utf8')) as { scripts?: Record<string, string>; gypfile?: boolean };
+      const lifecycle = ['preinstall', 'install', 'postinstall'].some((s) => pkg.scripts?.[s]);
+      return lifecycle || (pkg.gypfile !== false && existsSync(join(repo, dir, 'binding.gyp')));
+    };
+    const scripted = Object.entries(lock.packages).filter(([dir, p]) => p.hasInstallScript && needsScript(dir)).map(([k]) => k);
     t.same(scripted, [], 'with --ignore-scripts, no package may need an install script');
+    // better-sqlite3 13 ships prebuilt Node-API binaries instead: the image's platforms must be among them.
+    for (const platform of ['linux-x64', 'linux-arm64']) {
+      t.ok(existsSync(join(repo, 'node_modules/better-sqlite3/prebuilds', `${platform}.node`)), `better-sqlite3 ships a ${platform} binary`);
+    }
   }
 
   t.equal(runtime.env.NODE_ENV, 'production', 'ENV NODE_ENV=production');
@@ -467,8 +478,8 @@ t.test('the Dockerfile, read statically', async (t) => {
   t.notOk(runtimeCopies.some((c) => c.words.slice(0, -1).some((s) => s === '.' || s === './')), 'runtime never COPYs the whole context');
   t.same(
     runtimeCopies.flatMap((c) => c.words.slice(0, -1).map((s) => (c.from ? `${c.from}:${s}` : s))).sort(),
-    [`${build.name}:/app/dist`, 'config/sidecar.example.yaml', 'package-lock.json', 'package.json'].sort(),
-    'runtime copies package.json, package-lock.json, dist/ (from the build stage) and the example config',
+    [`${build.name}:/app/dist`, 'config/sidecar.example.yaml', 'config/sidecar.schema.json', 'package-lock.json', 'package.json'].sort(),
+    'runtime copies package.json, package-lock.json, dist/ (from the build stage), the example config and its schema',
   );
 });
 
@@ -508,6 +519,7 @@ t.test('replayed image: production tree, ENTRYPOINT+CMD, probes, mTLS, SIGTERM',
   for (const dep of Object.keys(pkg.dependencies)) t.ok(existsSync(join(nm, ...dep.split('/'), 'package.json')), `dependency ${dep} installed`);
   t.ok(existsSync(join(app, 'dist/cli.js')), 'dist/cli.js copied from the build stage');
   t.ok(existsSync(join(app, 'config/sidecar.example.yaml')), 'example config copied');
+  t.ok(existsSync(join(app, 'config/sidecar.schema.json')), 'the schema its first line names, copied beside it');
 
   // ---- how the image runs: ENTRYPOINT + CMD, as USER, in WORKDIR, with the image's ENV
   const entrypoint = last(runtime, 'ENTRYPOINT')!.json!;
