@@ -1,10 +1,12 @@
-// The dependency direction of ../shared/ARCHITECTURE.md, enforced by reading the imports: modules
+// The dependency direction of docs/architecture.md, enforced by reading the imports: modules
 // import only downward, and another folder only through its index.ts.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, dirname, resolve } from 'node:path';
 import t from 'tap';
 
-const SRC = join(import.meta.dirname, '../src');
+const ROOT = join(import.meta.dirname, '..');
+const SRC = join(ROOT, 'src');
+const DESIGN = 'docs/architecture.md';
 
 /** For each module (folder or top-level file), the modules it may import. */
 const ALLOWED: Record<string, string[]> = {
@@ -43,7 +45,7 @@ t.test('imports flow one way, and folders are entered through index.ts', async (
   let checked = 0;
   for (const file of files(SRC)) {
     const from = moduleOf(file);
-    t.ok(ALLOWED[from], `${relative(SRC, file)}: module "${from}" is listed in ARCHITECTURE.md`);
+    t.ok(ALLOWED[from], `${relative(SRC, file)}: module "${from}" is listed in ALLOWED`);
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(/^(?:import|export)\b[^'"]*?from\s+'(\.[^']+)'/gm)) {
       const target = resolve(dirname(file), m[1]!).replace(/\.js$/, '.ts');
@@ -56,6 +58,36 @@ t.test('imports flow one way, and folders are entered through index.ts', async (
     }
   }
   t.ok(checked > 20, `checked ${checked} imports`);
+});
+
+/**
+ * The rows of the design document's module table (its "## Modules" section): the module a row's
+ * first cell names (`src/serve/` → serve, `src/cli.ts` → cli) and the modules its last cell lets
+ * it import ("—" for none).
+ */
+function designTable(markdown: string): Map<string, string[]> {
+  const section = markdown.split(/^## /m).find((s) => s.startsWith('Modules'));
+  const rows = new Map<string, string[]>();
+  for (const line of (section ?? '').split('\n')) {
+    if (!line.startsWith('|') || /^\|\s*(path|-)/.test(line)) continue;
+    const cells = line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
+    const path = /^`src\/([\w-]+)(?:\/|\.ts)`$/.exec(cells[0] ?? '');
+    if (!path) throw new Error(`${DESIGN}: a Modules row does not start with a src/ path: ${line}`);
+    const imports = cells.at(-1) === '—' ? [] : (cells.at(-1) ?? '').split(',').map((m) => m.trim().replace(/`/g, ''));
+    rows.set(path[1]!, imports);
+  }
+  return rows;
+}
+
+t.test(`${DESIGN}'s module table says what ALLOWED says`, async (t) => {
+  const file = join(ROOT, DESIGN);
+  t.ok(existsSync(file), `${DESIGN} exists`);
+  if (!existsSync(file)) return;
+  const table = designTable(readFileSync(file, 'utf8'));
+  t.same([...table.keys()].sort(), Object.keys(ALLOWED).sort(), 'the same modules');
+  for (const [module, imports] of table) {
+    if (ALLOWED[module]) t.same([...imports].sort(), [...ALLOWED[module]].sort(), `${module}: the same imports`);
+  }
 });
 
 t.test('only cli.ts calls process.exit', async (t) => {
