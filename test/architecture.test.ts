@@ -1,5 +1,6 @@
 // The dependency direction of docs/architecture.md, enforced by reading the imports: modules
 // import only downward, and another folder only through its index.ts.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, dirname, resolve } from 'node:path';
 import t from 'tap';
@@ -88,6 +89,33 @@ t.test(`${DESIGN}'s module table says what ALLOWED says`, async (t) => {
   for (const [module, imports] of table) {
     if (ALLOWED[module]) t.same([...imports].sort(), [...ALLOWED[module]].sort(), `${module}: the same imports`);
   }
+});
+
+/** The files git tracks, or undefined outside a git checkout. */
+function trackedFiles(): string[] | undefined {
+  try {
+    return execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' }).split('\0').filter(Boolean);
+  } catch {
+    return undefined;
+  }
+}
+
+const tracked = trackedFiles();
+t.test('no tracked file points outside the repository', { skip: tracked ? false : 'not a git checkout' }, async (t) => {
+  // Built from pieces so that this file does not match itself. The absolute pattern wants `work`
+  // as the whole first segment after a root slash: `src/workers.ts` and `/workspace` do not match.
+  const sibling = ['..', 'shared'].join('/');
+  const absolute = new RegExp(`(?<![\\w.~%-])/${'work'}(?![\\w.-])`);
+  const found: string[] = [];
+  for (const name of tracked ?? []) {
+    if (name === 'package-lock.json' || !existsSync(join(ROOT, name))) continue;
+    readFileSync(join(ROOT, name), 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (line.includes(sibling) || absolute.test(line)) found.push(`${name}:${i + 1}: ${line.trim()}`);
+      });
+  }
+  t.same(found, [], 'no reference to a path outside the repository');
 });
 
 t.test('only cli.ts calls process.exit', async (t) => {
