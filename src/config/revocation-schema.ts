@@ -49,9 +49,16 @@
  *     timeoutMs: 2000
  *     # Largest OCSP response accepted.
  *     maxResponseBytes: 65536
- *     # Cached responses (LRU); each lives until min(nextUpdate, maxCacheTtlSeconds).
+ *     # Cached responses (LRU); each is held until min(nextUpdate, maxCacheTtlSeconds).
  *     maxCacheEntries: 100000
  *     maxCacheTtlSeconds: 3600
+ *     # A held "good" is trusted this long after the responder gave it; a check after that waits
+ *     # for the responder to be asked again (certificates in use are re-asked ahead, in the
+ *     # background, and open connections are closed once the answer turns "revoked"). While the
+ *     # responder fails, the held answer is still used until it expires (above): fail-closed
+ *     # starts then. Each certificate in use costs the responder about one request per this
+ *     # many seconds per sidecar.
+ *     maxGoodAgeSeconds: 30
  *     # A response without nextUpdate says fresher information is always available: it is
  *     # refused (unknown, reason ocsp-stale) once its thisUpdate is older than this, and cached
  *     # at most until thisUpdate plus this. Set it to cover the responder's clock lag.
@@ -93,6 +100,7 @@ const ocspSchema = z.strictObject({
   maxResponseBytes: positiveInt().default(64 * 1024).describe('largest OCSP response accepted, in bytes'),
   maxCacheEntries: positiveInt().default(100_000).describe('OCSP cache capacity (LRU)'),
   maxCacheTtlSeconds: positiveInt().default(3600).describe('longest a response is cached (also capped by its nextUpdate)'),
+  maxGoodAgeSeconds: positiveInt().default(30).describe('a cached good answer is trusted this long, then the responder is asked again'),
   maxAgeWithoutNextUpdateSeconds: positiveInt().default(300).describe('without nextUpdate: refused past thisUpdate + this, cached no longer'),
   negativeCacheSeconds: nonNegativeInt().default(30).describe('how long a failed OCSP check is remembered'),
   clockSkewSeconds: nonNegativeInt().default(300).describe('tolerance on thisUpdate/nextUpdate'),

@@ -9,9 +9,9 @@
  *   // r.status 'unknown' → apply config.revocation.onUnknown
  *
  * Connections are matched to events by `computeIssuerKeyHash(issuer)` and `leaf.serialNumber`.
- * For long-lived connections, call `check()` again periodically (e.g. every
- * `crl.refreshIntervalSeconds`): CRL changes are pushed through `onRevoked`, and a repeated check
- * keeps the OCSP answer fresh (refresh-ahead), which also feeds `onRevoked`.
+ * For long-lived connections, call `check()` again periodically (more often than
+ * `ocsp.maxGoodAgeSeconds` when OCSP is used): CRL changes are pushed through `onRevoked`, and a
+ * repeated check keeps the OCSP answer fresh (refresh-ahead), which also feeds `onRevoked`.
  */
 export { createRevocationChecker } from './checker.js';
 export { computeIssuerKeyHash } from './cert-fields.js';

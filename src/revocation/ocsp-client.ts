@@ -1,19 +1,30 @@
 /**
  * OCSP checking with a bounded cache.
  *
- * - Cache key: issuer key hash + serial. A verified answer lives until
+ * - Cache key: issuer key hash + serial. A verified answer is held until
  *   min(nextUpdate, now + maxCacheTtl). An answer without nextUpdate ("newer information is
  *   always available") is refused once its thisUpdate is older than maxAgeWithoutNextUpdate
  *   (reason ocsp-stale) and otherwise lives at most until thisUpdate + that bound.
+ * - Bounded staleness: a held `good` is trusted without asking for maxGoodAgeSeconds after it
+ *   arrived (counted from our exchange, not from its thisUpdate: responders that pre-sign answers
+ *   would otherwise never be fresh). A check that finds it older waits for the responder (single
+ *   flight), so while the responder answers, no connection is accepted on a `good` older than
+ *   that. A nextUpdate hours away no longer means hours of trust: it only says how long the answer
+ *   may stand in for a responder that cannot be reached.
  * - Failures (timeout, HTTP error, bad response) are cached as `unknown` for negativeCacheSeconds
  *   so a dead responder is not asked again on every handshake; a responder's own "unknown" is
  *   capped to the same short time (it may learn about the certificate soon).
+ * - A failed re-ask never replaces a still-valid verified answer: the held answer keeps being
+ *   served (fail-closed starts only once it expires), and the responder is asked again at most
+ *   once per negativeCacheSeconds for that certificate. So a `good` older than maxGoodAge is
+ *   served only within negativeCacheSeconds of a failed re-ask; after that the next check asks
+ *   again, and past maxGoodAge waits for it (timeoutMs at most) like any other.
  * - Single flight: concurrent checks of one certificate share one request.
- * - Refresh ahead (our answer to long-lived connections): a hit on a verified entry past 75% of
- *   its lifetime returns the cached answer and re-asks the responder in the background; if the
- *   answer turns to `revoked`, `onAnswer` lets the checker emit onRevoked. The proxy therefore
- *   only has to call `check()` again periodically for certificates of open connections.
- * - A failed background refresh never replaces a still-valid verified answer.
+ * - Refresh ahead: a hit past 75% of the trusted time (maxGoodAge for `good`, the lifetime
+ *   otherwise) returns the cached answer and re-asks in the background, so a certificate in
+ *   steady use never waits; if the answer turns to `revoked`, `onAnswer` lets the checker emit
+ *   onRevoked. The proxy re-checks the certificates of open connections often enough that each is
+ *   re-asked before its `good` passes maxGoodAge (serve/enforce-revocation.ts).
  */
 import { LRUCache } from 'lru-cache';
 import type { RevocationOptions } from '../config/index.js';
@@ -60,12 +71,19 @@ export interface OcspClient {
 interface Entry {
   readonly status: RevocationStatus;
   readonly detail: string;
+  /** Until when the answer may be used at all (nextUpdate, maxCacheTtl; negative entries: negativeCacheSeconds). */
   readonly expiresAt: number;
+  /** Until when it is served without asking: `good` maxGoodAge after it arrived, otherwise expiresAt. */
+  readonly trustedUntil: number;
   /** When a hit should trigger a background re-check; Infinity for negative entries. */
   readonly refreshAt: number;
   readonly verified: boolean;
+  /** When our exchange received it (verified answers only). */
+  readonly receivedAt?: number;
   /** The answer's thisUpdate (verified answers only). */
   readonly thisUpdate?: number;
+  /** Set when re-asking about this held answer failed: not asked again before then. */
+  readonly retryAt?: number;
 }
 
 /**
@@ -92,9 +110,13 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
     status: 'unknown',
     detail,
     expiresAt: now() + options.negativeCacheSeconds * 1000,
+    trustedUntil: now() + options.negativeCacheSeconds * 1000,
     refreshAt: Infinity,
     verified: false,
   });
+
+  /** A held answer a re-ask could not replace: asked again only after negativeCacheSeconds. */
+  const retryLater = (held: Entry): Entry => ({ ...held, retryAt: now() + options.negativeCacheSeconds * 1000 });
 
   const exchange = async (leaf: CertFields, issuer: IssuerInfo, url: string): Promise<Entry> => {
     const { buildOcspRequest, verifyOcspResponse } = await loadOcspCodec();
@@ -123,12 +145,15 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
     let ttl = Math.min(options.maxCacheTtlSeconds * 1000, answer.validUntil - t);
     if (answer.status === 'unknown') ttl = Math.min(ttl, options.negativeCacheSeconds * 1000);
     ttl = Math.max(ttl, 0);
+    const trusted = answer.status === 'good' ? Math.min(ttl, options.maxGoodAgeSeconds * 1000) : ttl;
     return {
       status: answer.status,
       detail: `OCSP responder (${answer.signer}-signed) says ${answer.status}`,
       expiresAt: t + ttl,
-      refreshAt: t + ttl * 0.75,
+      trustedUntil: t + trusted,
+      refreshAt: t + trusted * 0.75,
       verified: true,
+      receivedAt: t,
       thisUpdate: answer.thisUpdate,
     };
   };
@@ -144,7 +169,7 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
         const held = cache.get(key);
         if (!mayReplace(held, entry, now())) {
           logger.warn({ url, serial: leaf.serialHex, status: entry.status, held: held!.status }, 'OCSP answer older than the one held, or un-revoking it; ignored');
-          return held!;
+          return retryLater(held!);
         }
         deps.onAnswer(issuer.keyHash, leaf.serialHex, entry.status);
         return entry;
@@ -156,7 +181,7 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
         logger.warn({ url, serial: leaf.serialHex, reason, detail: message }, 'OCSP check failed');
         const held = cache.get(key);
         // Keep a still-valid verified answer rather than downgrading it to a failure.
-        if (held !== undefined && held.verified && held.expiresAt > now()) return held;
+        if (held !== undefined && held.verified && held.expiresAt > now()) return retryLater(held);
         return negative(`OCSP failed (${reason}): ${message}`);
       })
       .then((entry) => {
@@ -177,11 +202,16 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
       const hit = cache.get(key);
       const t = now();
       if (hit !== undefined && hit.expiresAt > t) {
-        if (t >= hit.refreshAt) void refresh(key, leaf, issuer, url);
-        return { status: hit.status, cached: true, detail: hit.detail };
+        if (t < hit.trustedUntil) {
+          if (t >= hit.refreshAt && t >= (hit.retryAt ?? t)) void refresh(key, leaf, issuer, url);
+          return { status: hit.status, cached: true, detail: hit.detail };
+        }
+        // A good past maxGoodAge: served without asking only while a re-ask failed recently;
+        // otherwise the check waits for the responder.
+        if (hit.retryAt !== undefined && t < hit.retryAt) return { status: hit.status, cached: true, detail: describe(hit, t) };
       }
       const entry = await refresh(key, leaf, issuer, url);
-      return { status: entry.status, cached: false, detail: entry.detail };
+      return { status: entry.status, cached: false, detail: describe(entry, now()) };
     },
     close() {
       closed = true;
@@ -189,6 +219,12 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
       cache.clear();
     },
   };
+}
+
+/** The entry's detail, saying when a held answer is served past its trusted time. */
+function describe(entry: Entry, t: number): string {
+  if (t < entry.trustedUntil || entry.receivedAt === undefined) return entry.detail;
+  return `${entry.detail} (held ${Math.round((t - entry.receivedAt) / 1000)} s: re-asking the responder failed)`;
 }
 
 function responderUrlOf(leaf: CertFields): string | undefined {

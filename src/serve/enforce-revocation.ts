@@ -2,8 +2,9 @@
  * Wires the revocation checker into the running sidecar: the gate the verifier consults for every
  * new connection, metrics from the checker's hooks, and the enforcement on long-lived
  * connections — when any certificate of a connection's verified path (the leaf or a CA below the
- * root) becomes revoked (a new CRL, an OCSP refresh), the connection is closed, within
- * `crl.refreshIntervalSeconds` at the latest.
+ * root) becomes revoked (a new CRL, an OCSP refresh), the connection is closed at once. A CRL
+ * change is learned when the CRL is re-read; an OCSP answer is re-asked before its `good` passes
+ * `ocsp.maxGoodAgeSeconds`, because open connections are re-checked on `recheckIntervalMs`.
  */
 import type { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -24,6 +25,19 @@ export interface RevocationEnforcement extends TrustConsumer {
   /** Resolves once configured CRL sources were attempted once (loaded or failed). Never rejects. */
   whenReady(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * How often the certificates of open connections are checked again. CRL changes arrive as events,
+ * so for CRLs this only backs them up (`crl.refreshIntervalSeconds`). OCSP answers are re-asked
+ * only when checked: a quarter of `ocsp.maxGoodAgeSeconds` means a tick finds each held good
+ * between 75 % of that age (where a hit re-asks in the background) and 100 %, so no open
+ * connection rests on a good older than maxGoodAge (plus one exchange) while the responder
+ * answers. A tick costs one cached lookup per certificate of the open connections' paths.
+ */
+function recheckIntervalMs(options: RevocationOptions): number {
+  const crl = options.crl.refreshIntervalSeconds * 1000;
+  return options.mode.includes('ocsp') ? Math.min(crl, (options.ocsp.maxGoodAgeSeconds * 1000) / 4) : crl;
 }
 
 /** `undefined` when `mode: none`. Sync; throws only on a CA that cannot be parsed. */
@@ -101,7 +115,7 @@ export function createRevocationEnforcement(
     enforceOn(pipeline) {
       checker.onRevoked((issuerKeyHash, serialHex) => closeConnections(pipeline, (id) => pathHolds(id, issuerKeyHash, serialHex), 'revocation event'));
       // OCSP answers are only refreshed when asked, so open connections are re-asked on an
-      // interval (cheap: answers are cached, refreshed ahead of expiry, single-flight).
+      // interval (cheap: answers are cached, refreshed ahead of maxGoodAge, single-flight).
       timer = setInterval(() => {
         const seen = new Map<string, VerifiedIdentity>();
         pipeline.connectionsOf((id) => {
@@ -116,7 +130,7 @@ export function createRevocationEnforcement(
             });
           }
         }
-      }, options.crl.refreshIntervalSeconds * 1000);
+      }, recheckIntervalMs(options));
       timer.unref();
     },
     ready: () => isReady && checker.failingSources().length === 0,

@@ -84,7 +84,8 @@ t.test('no nextUpdate: cached only until thisUpdate + maxAgeWithoutNextUpdateSec
   const logger = captureLogger();
   const outcomes: string[] = [];
   let offset = 0;
-  const checker = createRevocationChecker(ocspOptions({ overrideUrl: undated.url, maxAgeWithoutNextUpdateSeconds: 60 }), {
+  // maxGoodAgeSeconds above the 60 s bound, so that bound is what this test sees.
+  const checker = createRevocationChecker(ocspOptions({ overrideUrl: undated.url, maxAgeWithoutNextUpdateSeconds: 60, maxGoodAgeSeconds: 120 }), {
     trustedCas,
     logger,
     now: () => Date.now() + offset,

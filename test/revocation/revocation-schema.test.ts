@@ -30,6 +30,7 @@ const DEFAULTS = {
     maxResponseBytes: 65_536,
     maxCacheEntries: 100_000,
     maxCacheTtlSeconds: 3600,
+    maxGoodAgeSeconds: 30,
     maxAgeWithoutNextUpdateSeconds: 300,
     negativeCacheSeconds: 30,
     clockSkewSeconds: 300,
@@ -70,6 +71,7 @@ t.test('bad values are refused', async (t) => {
     { ocsp: { maxCacheEntries: 0 } },
     { ocsp: { maxAgeWithoutNextUpdateSeconds: 0 } },
     { ocsp: { maxAgeWithoutNextUpdateSeconds: 1.5 } },
+    { ocsp: { maxGoodAgeSeconds: 0 } },
   ];
   for (const input of bad) t.notOk(revocationSchema.safeParse(input).success, JSON.stringify(input));
   t.ok(revocationSchema.safeParse({ ocsp: { overrideUrl: 'http://ocsp.internal:8080/' } }).success);
