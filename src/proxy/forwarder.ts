@@ -39,17 +39,28 @@ export interface ForwardHooks {
   readonly onError: UpstreamFailure;
   /** The upstream's response headers arrived (before the body streams), with its Content-Length if any. */
   readonly onResponse?: (status: number, contentLength: number | undefined) => void;
+  /** The upstream failed after its response head was relayed: the client's response was cut (`res` destroyed). */
+  readonly onCut?: UpstreamFailure;
 }
 
 /** A request in flight. */
 export interface ForwardHandle {
   /** The client went away: stop the upstream request (idempotent; a no-op once it completed). */
   cancel(): void;
+  /** Request body bytes sent upstream so far. */
+  readonly bodyBytes: number;
+  /**
+   * `host:port` forwarded to: the configured upstream, not the address undici connected to (a
+   * name that resolves to several addresses is not told apart; undici says which only on errors).
+   */
+  readonly upstream: string;
 }
 
 /**
  * Forwards already-rewritten requests: `headers` is the complete upstream header list (flat
- * `[name, value, …]`, see upstream-headers.ts); the forwarder adds nothing but framing.
+ * `[name, value, …]`, see upstream-headers.ts); the forwarder adds nothing to it but framing. The
+ * client's response gets `X-Request-Id: head.requestId`, replacing any the upstream sent, so the
+ * client always sees the id the sidecar logged.
  */
 export interface Forwarder {
   /** `host:port` of the upstream URL, for `preserveHost: false`. */
@@ -78,6 +89,11 @@ export function classifyUpstreamError(err: Error): UpstreamErrorKind {
 const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
 /** Lengths of those names: most response headers are ruled out without lower-casing them. */
 const HOP_BY_HOP_LENGTHS = new Set([...HOP_BY_HOP_RESPONSE].map((h) => h.length));
+
+/** True for `X-Request-Id` in any case: the client gets the sidecar's, never the upstream's. */
+function isRequestIdName(name: string): boolean {
+  return name.length === 12 && name.toLowerCase() === 'x-request-id';
+}
 
 /** True for a response header of the upstream hop (any case), which is never relayed as is. */
 function isHopByHopResponse(name: string): boolean {
@@ -116,6 +132,7 @@ function listedInConnection(connection: string | string[] | undefined): Set<stri
  * `onHeaders`; only the Content-Length is read from the parsed object.
  */
 class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
+  bodyBytes = 0;
   private controller: Dispatcher.DispatchController | undefined;
   private cancelled = false;
   private failed = false;
@@ -123,6 +140,8 @@ class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
   constructor(
     private readonly res: ServerResponse,
     private readonly hooks: ForwardHooks,
+    private readonly requestId: string,
+    readonly upstream: string,
   ) {}
 
   cancel(): void {
@@ -142,7 +161,7 @@ class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
     const cl = headers['content-length'];
     this.hooks.onResponse?.(statusCode, typeof cl === 'string' ? Number(cl) : undefined);
     try {
-      this.res.writeHead(statusCode, relayedHeaders(controller.rawHeaders, headers));
+      this.res.writeHead(statusCode, relayedHeaders(controller.rawHeaders, headers, this.requestId));
     } catch (err) {
       this.fail(err as Error); // a header Node refuses to send (invalid characters)
     }
@@ -156,6 +175,10 @@ class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
     this.res.once('drain', () => controller.resume());
   }
 
+  onBodySent(chunk: Buffer): void {
+    this.bodyBytes += chunk.length;
+  }
+
   onResponseEnd(): void {
     if (!this.cancelled && !this.failed) this.res.end();
   }
@@ -163,8 +186,9 @@ class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.cancelled) return; // the client left; nobody to answer
     // Mid-body an error cannot become a status any more: the stream is cut for the client too.
-    if (this.res.headersSent) this.res.destroy();
-    else this.fail(err);
+    if (!this.res.headersSent) return this.fail(err);
+    this.hooks.onCut?.(classifyUpstreamError(err), err);
+    this.res.destroy();
   }
 
   private fail(err: Error): void {
@@ -176,29 +200,32 @@ class ForwardedExchange implements Dispatcher.DispatchHandler, ForwardHandle {
 }
 
 /**
- * The response header lines relayed to the client, flat `[name, value, …]`, hop-by-hop ones
- * dropped. From the raw lines (HTTP/1.1: `Buffer`s, names as the upstream spelled them); from the
- * parsed object only if undici gave no list, which HTTP/1.1 always does.
+ * The response header lines relayed to the client, flat `[name, value, …]`: hop-by-hop ones and
+ * the upstream's X-Request-Id dropped, ours appended. From the raw lines (HTTP/1.1: `Buffer`s,
+ * names as the upstream spelled them); from the parsed object only if undici gave no list, which
+ * HTTP/1.1 always does. The parsed object says for free whether a name needs looking for at all.
  */
-function relayedHeaders(raw: Dispatcher.DispatchController['rawHeaders'], parsed: IncomingHttpHeaders): string[] {
+function relayedHeaders(raw: Dispatcher.DispatchController['rawHeaders'], parsed: IncomingHttpHeaders, requestId: string): string[] {
   const out: string[] = [];
   const listed = listedInConnection(parsed.connection);
+  const upstreamId = parsed['x-request-id'] !== undefined;
   if (Array.isArray(raw)) {
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i]!;
       const name = typeof n === 'string' ? n : n.toString('latin1');
-      if (isHopByHopResponse(name) || listed?.has(name.toLowerCase())) continue;
+      if (isHopByHopResponse(name) || listed?.has(name.toLowerCase()) || (upstreamId && isRequestIdName(name))) continue;
       const v = raw[i + 1]!;
       out.push(name, typeof v === 'string' ? v : v.toString('latin1'));
     }
-    return out;
+  } else {
+    for (const name of Object.keys(parsed)) {
+      const value = parsed[name];
+      if (value === undefined || isHopByHopResponse(name) || listed?.has(name) || name === 'x-request-id') continue;
+      if (Array.isArray(value)) for (const v of value) out.push(name, v);
+      else out.push(name, value);
+    }
   }
-  for (const name of Object.keys(parsed)) {
-    const value = parsed[name];
-    if (value === undefined || isHopByHopResponse(name) || listed?.has(name)) continue;
-    if (Array.isArray(value)) for (const v of value) out.push(name, v);
-    else out.push(name, value);
-  }
+  out.push('x-request-id', requestId);
   return out;
 }
 
@@ -219,17 +246,18 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     connect: { timeout: options.connectTimeoutMs, ...tlsOptions },
   });
   const basePath = target.pathname.replace(/\/$/, '');
+  const upstream = `${target.hostname}:${target.port || (secure ? 443 : 80)}`;
 
   return {
     upstreamHost: target.host,
 
-    web(req, res, { headers, hasBody }, hooks) {
-      const exchange = new ForwardedExchange(res, hooks);
+    web(req, res, { headers, hasBody, requestId }, hooks) {
+      const exchange = new ForwardedExchange(res, hooks, requestId, upstream);
       pool.dispatch({ path: basePath + (req.url ?? '/'), method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null }, exchange);
       return exchange;
     },
 
-    ws(req, socket, head, { headers }, onError) {
+    ws(req, socket, head, { headers, requestId }, onError) {
       // Set once the upstream answered: from then on a failure can only cut the stream.
       let answered = false;
       const fail = (err: Error) => {
@@ -254,7 +282,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         // The upstream declined the upgrade: relay its answer, then close.
         answered = true;
         upstreamRes.once('error', () => socket.destroy());
-        socket.write(declinedHead(upstreamRes));
+        socket.write(declinedHead(upstreamRes, requestId));
         upstreamRes.pipe(socket);
       });
       upstreamReq.once('upgrade', (upstreamRes, upstreamSocket: Socket, upstreamHead: Buffer) => {
@@ -264,7 +292,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         socket.on('error', () => upstreamSocket.destroy());
         socket.once('close', () => upstreamSocket.destroy());
         upstreamSocket.once('close', () => socket.destroy());
-        socket.write(statusBlock('HTTP/1.1 101 Switching Protocols', upstreamRes.rawHeaders));
+        socket.write(statusBlock('HTTP/1.1 101 Switching Protocols', withRequestId(upstreamRes.rawHeaders, requestId)));
         if (upstreamHead.length) socket.write(upstreamHead);
         if (head.length) upstreamSocket.write(head);
         upstreamSocket.pipe(socket).pipe(upstreamSocket);
@@ -283,7 +311,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
  * Keep-Alive, Upgrade…, and what Connection lists) are dropped, Content-Length — still true of the bytes — is kept, and
  * `Connection: close` delimits a body without it (the socket ends after the body either way).
  */
-function declinedHead(res: IncomingMessage): string {
+function declinedHead(res: IncomingMessage, requestId: string): string {
   const kept: string[] = [];
   const listed = listedInConnection(res.headers.connection);
   for (let i = 0; i < res.rawHeaders.length; i += 2) {
@@ -291,7 +319,15 @@ function declinedHead(res: IncomingMessage): string {
     if (!isHopByHopResponse(name) && !listed?.has(name.toLowerCase())) kept.push(name, res.rawHeaders[i + 1]!);
   }
   kept.push('Connection', 'close');
-  return statusBlock(`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`, kept);
+  return statusBlock(`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`, withRequestId(kept, requestId));
+}
+
+/** Raw header lines without the upstream's X-Request-Id, with ours last. */
+function withRequestId(rawHeaders: string[], requestId: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) if (!isRequestIdName(rawHeaders[i]!)) out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  out.push('x-request-id', requestId);
+  return out;
 }
 
 function statusBlock(statusLine: string, rawHeaders: string[]): string {

@@ -10,13 +10,13 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { HeaderPlan } from '../identity/index.js';
+import type { HeaderPlan, RenderedHeaders } from '../identity/index.js';
 import { reasonForTlsClientError, type FailureReason, type PeerVerifier, type Verdict, type VerifiedIdentity } from '../verify/index.js';
 import { compileUpstreamHeaders, type ForwardedMode } from './upstream-headers.js';
 import type { Forwarder, UpstreamErrorKind } from './forwarder.js';
 import { pathOf, reportRawAnswer, startFlight, type RequestInFlight, type UpstreamAnswer } from './request-in-flight.js';
 import { isForwardableTarget } from './request-target.js';
-import { sendJsonError, writeRawJsonError } from './responses.js';
+import { writeRawJsonError } from './responses.js';
 import type { PipelineObserver } from './telemetry.js';
 
 export interface PipelineOptions {
@@ -50,6 +50,8 @@ const VERIFICATION_FAILED: Verdict = Object.freeze({ ok: false, reason: 'tls_err
 const EXPIRED: Verdict = Object.freeze({ ok: false, reason: 'expired', detail: 'client certificate expired during the connection' });
 const BAD_TARGET = Object.freeze({ error: 'bad_request_target', reason: 'not an origin-form path without dot segments' });
 const UPGRADE_NOT_ALLOWED = Object.freeze({ error: 'upgrade_not_allowed', reason: 'only websocket upgrades are forwarded' });
+/** A refused request has no identity to add upstream; its head is read only for its ids and the access line. */
+const NO_IDENTITY: RenderedHeaders = [];
 /** Node timers take at most 2^31-1 ms (~24.8 days); a longer wait is re-armed in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -184,10 +186,15 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     const { req, res, socket } = flight;
     const verdict = current(socket, connectionVerdict);
     if (!verdict.ok) {
+      flight.head = upstreamHeaders(req.rawHeaders, socket, NO_IDENTITY, false);
+      // Expired since the handshake: the device is still known, and its refused request says whose it was.
+      if (connectionVerdict.ok) flight.identity = connectionVerdict.identity;
       const status = statusForReason(verdict.reason);
+      const flag = verdict === EXPIRED ? 'CE' : 'CR';
       // A refused connection stays refused: close it after answering, so it is not reused.
-      if (options.failureMode === 'http') sendJsonError(res, status, { error: REJECTED, reason: verdict.reason }, true);
+      if (options.failureMode === 'http') flight.answer(status, { error: REJECTED, reason: verdict.reason }, flag, true);
       else {
+        flight.flags = flag;
         res.statusCode = status; // what the request record reports: the refusal, not Node's default 200
         socket.destroy();
       }
@@ -195,8 +202,10 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     }
     flight.identity = verdict.identity;
     if (res.destroyed) return; // the client left while its verdict was pending
-    if (!isForwardableTarget(req.url)) return sendJsonError(res, 400, BAD_TARGET);
-    flight.handle = forwarder.web(req, res, upstreamHeaders(req.rawHeaders, socket, verdict.identity.headers, false), flight);
+    const head = upstreamHeaders(req.rawHeaders, socket, verdict.identity.headers, false);
+    flight.head = head;
+    if (!isForwardableTarget(req.url)) return flight.answer(400, BAD_TARGET, 'BT');
+    flight.handle = forwarder.web(req, res, head, flight);
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -205,24 +214,23 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     withVerdict(tlsSocket, undefined, (_, connectionVerdict) => {
       const verdict = current(tlsSocket, connectionVerdict);
       if (!verdict.ok) {
-        if (options.failureMode === 'http') writeRawJsonError(socket, statusForReason(verdict.reason), { error: REJECTED, reason: verdict.reason });
-        else socket.destroy();
+        if (options.failureMode === 'http') {
+          const { requestId } = upstreamHeaders(req.rawHeaders, tlsSocket, NO_IDENTITY, true);
+          writeRawJsonError(socket, statusForReason(verdict.reason), { error: REJECTED, reason: verdict.reason }, requestId);
+        } else socket.destroy();
         return;
       }
-      if (!isForwardableTarget(req.url)) {
-        writeRawJsonError(socket, 400, BAD_TARGET);
-        reportRawAnswer(observer, req, 400, verdict.identity);
-        return;
-      }
-      if (!isWebSocketUpgrade(req.headers.upgrade)) {
-        writeRawJsonError(socket, 400, UPGRADE_NOT_ALLOWED);
-        reportRawAnswer(observer, req, 400, verdict.identity);
+      const upstreamHead = upstreamHeaders(req.rawHeaders, tlsSocket, verdict.identity.headers, true);
+      const refusal = !isForwardableTarget(req.url) ? BAD_TARGET : !isWebSocketUpgrade(req.headers.upgrade) ? UPGRADE_NOT_ALLOWED : undefined;
+      if (refusal !== undefined) {
+        writeRawJsonError(socket, 400, refusal, upstreamHead.requestId);
+        reportRawAnswer(observer, req, 400, verdict.identity, upstreamHead, refusal === BAD_TARGET ? 'BT' : 'BU');
         return;
       }
       closeAtDeadline(tlsSocket, verdict.identity);
-      forwarder.ws(req, socket, head, upstreamHeaders(req.rawHeaders, tlsSocket, verdict.identity.headers, true), (kind, err) => {
+      forwarder.ws(req, socket, head, upstreamHead, (kind, err) => {
         const answer = upstreamFailed(kind, err, req);
-        writeRawJsonError(socket, answer.status, answer.body);
+        writeRawJsonError(socket, answer.status, answer.body, upstreamHead.requestId);
       });
     });
   });

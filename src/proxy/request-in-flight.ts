@@ -6,8 +6,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { VerifiedIdentity } from '../verify/index.js';
 import type { ForwardHandle, ForwardHooks, UpstreamErrorKind } from './forwarder.js';
+import { upstreamFlag, type ResponseFlag } from './response-flags.js';
 import { sendJsonError } from './responses.js';
 import type { PipelineObserver } from './telemetry.js';
+import type { UpstreamHead } from './upstream-headers.js';
 
 /** One route until per-route policy exists; the metric label is already in place for it. */
 const ROUTE = 'default';
@@ -32,15 +34,30 @@ export function startFlight(
 }
 
 /** Reports a request answered on a raw socket (a refused upgrade) like a plain one the sidecar answered. */
-export function reportRawAnswer(observer: PipelineObserver, req: IncomingMessage, status: number, identity: VerifiedIdentity | undefined): void {
+export function reportRawAnswer(
+  observer: PipelineObserver,
+  req: IncomingMessage,
+  status: number,
+  identity: VerifiedIdentity | undefined,
+  head: UpstreamHead,
+  flags: ResponseFlag,
+): void {
   observer.requestDone?.({
     route: ROUTE,
     method: req.method ?? '',
     path: pathOf(req),
+    httpVersion: req.httpVersion,
+    host: head.host,
+    userAgent: head.userAgent,
+    requestId: head.requestId,
+    traceparent: head.traceparent,
     status,
     bytes: undefined,
+    bytesReceived: 0,
     seconds: 0,
     upstreamSeconds: undefined,
+    upstream: undefined,
+    flags,
     completed: true,
     identity,
     socket: req.socket as TLSSocket,
@@ -69,6 +86,10 @@ function onResponseClosed(this: FlightCarrier): void {
 export class RequestInFlight implements ForwardHooks {
   readonly started = performance.now();
   identity: VerifiedIdentity | undefined;
+  /** The request's ids and what the access line says of its head; set once the pipeline read it. */
+  head: UpstreamHead | undefined;
+  /** Why the request did not get the upstream's complete answer, once known; see response-flags.ts. */
+  flags: ResponseFlag | undefined;
   upstreamSeconds: number | undefined;
   bytes: number | undefined;
   handle: ForwardHandle | undefined;
@@ -87,23 +108,42 @@ export class RequestInFlight implements ForwardHooks {
   }
 
   onError(kind: UpstreamErrorKind, err: Error): void {
+    this.flags = upstreamFlag(kind, err);
     const answer = this.upstreamFailed(kind, err, this.req);
-    sendJsonError(this.res, answer.status, answer.body);
+    this.answer(answer.status, answer.body);
+  }
+
+  onCut(kind: UpstreamErrorKind, err: Error): void {
+    this.flags = upstreamFlag(kind, err);
+  }
+
+  /** Answers with the sidecar's own JSON error, the request id included; `flag` says why, when the sidecar refused. */
+  answer(status: number, body: Record<string, string>, flag?: ResponseFlag, close = false): void {
+    if (flag !== undefined) this.flags = flag;
+    sendJsonError(this.res, status, body, this.head?.requestId, close);
   }
 
   /** The response closed: cancel an unfinished upstream request, then report. */
   closed(): void {
-    const { req, res } = this;
+    const { req, res, head, handle } = this;
     const completed = res.writableFinished;
-    if (!completed) this.handle?.cancel();
+    if (!completed) handle?.cancel();
     this.observer.requestDone?.({
       route: ROUTE,
       method: req.method ?? '',
       path: pathOf(req),
+      httpVersion: req.httpVersion,
+      host: head?.host,
+      userAgent: head?.userAgent,
+      requestId: head?.requestId,
+      traceparent: head?.traceparent,
       status: res.statusCode,
       bytes: this.bytes,
+      bytesReceived: handle === undefined ? 0 : handle.bodyBytes,
       seconds: (performance.now() - this.started) / 1000,
       upstreamSeconds: this.upstreamSeconds,
+      upstream: handle?.upstream,
+      flags: this.flags ?? (completed ? undefined : 'DC'),
       completed,
       identity: this.identity,
       socket: this.socket,

@@ -6,8 +6,9 @@ import { STATUS_CODES } from 'node:http';
 /**
  * Sends a small JSON error; if headers already went out, the only honest move is to cut the stream.
  * With `close`, the response says `Connection: close` and Node closes the connection after it.
+ * `requestId` (well-formed by construction, see request-ids.ts) goes back as `X-Request-Id`.
  */
-export function sendJsonError(res: ServerResponse, status: number, body: Record<string, string>, close = false): void {
+export function sendJsonError(res: ServerResponse, status: number, body: Record<string, string>, requestId: string | undefined, close = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -17,17 +18,19 @@ export function sendJsonError(res: ServerResponse, status: number, body: Record<
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
+    ...(requestId === undefined ? {} : { 'x-request-id': requestId }),
     ...(close ? { connection: 'close' } : {}),
   });
   res.end(text);
 }
 
 /** The same on a raw socket (an upgrade request), then closes it. */
-export function writeRawJsonError(socket: Duplex, status: number, body: Record<string, string>): void {
+export function writeRawJsonError(socket: Duplex, status: number, body: Record<string, string>, requestId: string | undefined): void {
   const text = JSON.stringify(body);
+  const id = requestId === undefined ? '' : `x-request-id: ${requestId}\r\n`;
   if (socket.writable) {
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n${id}connection: close\r\n\r\n${text}`,
     );
   }
   socket.destroy();

@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import { methodLabel, statusClass, type Metrics } from '../metrics.js';
 import type { FailureReason, Verdict, VerifiedIdentity } from '../verify/index.js';
 import type { UpstreamErrorKind } from './forwarder.js';
+import { traceIdOf } from './request-ids.js';
+import type { ResponseFlag } from './response-flags.js';
 
 /** What the pipeline reports; every hook optional so tests can observe only what they need. */
 export interface PipelineObserver {
@@ -21,15 +23,32 @@ export interface PipelineObserver {
   upstreamError?(kind: UpstreamErrorKind, detail: { code?: string | undefined; message: string; method?: string | undefined; path: string }): void;
 }
 
-/** One answered request. */
+/**
+ * One answered request. Raw facts only: the access line formats them (and bounds the client's
+ * strings) only when it is written, so a sidecar without access log pays for none of it.
+ */
 export interface RequestRecord {
   readonly route: string;
   readonly method: string;
   readonly path: string;
+  /** `1.1`, as Node parsed it. */
+  readonly httpVersion: string;
+  /** Client-sent, unbounded: see {@link MAX_LOGGED_HEADER}. */
+  readonly host: string | undefined;
+  readonly userAgent: string | undefined;
+  readonly requestId: string | undefined;
+  /** As sent upstream (version 00); undefined only for a client that left before it was read. */
+  readonly traceparent: string | undefined;
   readonly status: number;
+  /** The upstream's Content-Length, if it sent one. */
   readonly bytes: number | undefined;
+  /** Request body bytes forwarded upstream (0 when nothing was forwarded). */
+  readonly bytesReceived: number;
   readonly seconds: number;
   readonly upstreamSeconds: number | undefined;
+  /** `host:port` the request was forwarded to; undefined when it was not. */
+  readonly upstream: string | undefined;
+  readonly flags: ResponseFlag | undefined;
   /** False when the client went away before the response was complete. */
   readonly completed: boolean;
   readonly identity: VerifiedIdentity | undefined;
@@ -106,17 +125,26 @@ export function createTelemetry(options: TelemetryOptions): PipelineObserver {
       m.requestDuration.observe({ route: r.route, method }, r.seconds);
       if (r.upstreamSeconds !== undefined) m.upstreamDuration.observe({ route: r.route }, r.upstreamSeconds);
       if (!options.accessLog) return;
+      // The field list is the README's access-log table; keep the two in step.
       logger.info(
         {
           event: 'access',
+          requestId: r.requestId,
+          traceId: r.traceparent === undefined ? undefined : traceIdOf(r.traceparent),
           deviceId: r.identity?.deviceId,
           fingerprint: r.identity?.fingerprintSha256,
           method: r.method,
           path: r.path,
+          protocol: `HTTP/${r.httpVersion}`,
+          host: bounded(r.host),
+          userAgent: bounded(r.userAgent),
           status: r.status,
           bytes: r.bytes,
+          bytesReceived: r.bytesReceived,
           durationMs: round(r.seconds * 1000),
           upstreamMs: r.upstreamSeconds === undefined ? undefined : round(r.upstreamSeconds * 1000),
+          upstream: r.upstream,
+          flags: r.flags,
           tls: r.socket.getProtocol(),
           remote: r.socket.remoteAddress,
           ...(r.completed ? {} : { aborted: true }),
@@ -129,6 +157,14 @@ export function createTelemetry(options: TelemetryOptions): PipelineObserver {
       if (limiter.allow('upstream_error', kind)) logger.error({ event: 'upstream_error', kind, ...detail }, 'upstream request failed');
     },
   };
+}
+
+/** The most of a client-sent header (Host, User-Agent) an access line carries. */
+export const MAX_LOGGED_HEADER = 256;
+
+/** A client's header value cut to {@link MAX_LOGGED_HEADER} characters (pino escapes the rest). */
+function bounded(value: string | undefined): string | undefined {
+  return value === undefined || value.length <= MAX_LOGGED_HEADER ? value : `${value.slice(0, MAX_LOGGED_HEADER)}…`;
 }
 
 function round(ms: number): number {

@@ -6,6 +6,11 @@
  * then it appends ours and the verified identity's. An upgrade keeps the client's `Upgrade` and
  * gets a Connection header of exactly `upgrade`, whatever else the client listed.
  *
+ * `X-Request-Id` and `traceparent` are always the sidecar's, exactly one of each: the client's
+ * value when it sent exactly one well-formed line (see request-ids.ts), a new one otherwise — two
+ * lines are ambiguous, so neither wins. The client's `tracestate` lines go along only with its
+ * valid traceparent. Like every name the proxy handles, their `_` spellings are never forwarded.
+ *
  * Why one pass over `rawHeaders`: the old path materialised `req.headers`, rewrote it in place
  * with `delete` (which turns the object into a slow dictionary), copied it, and let undici walk
  * it again — three passes and ~10 % of a keep-alive request's CPU. A header name's verdict is
@@ -13,6 +18,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { normalizeHeaderName, type RenderedHeaders } from '../identity/index.js';
+import { createIdSource, forwardableTraceparent, isWellFormedRequestId, type IdSource } from './request-ids.js';
 
 /** `replace` (default): client-sent X-Forwarded-* are spoofable, ours win. `append`: keep a trusted L7 hop's. */
 export type ForwardedMode = 'replace' | 'append';
@@ -23,14 +29,24 @@ export interface UpstreamHeaderOptions {
   readonly forwarded: ForwardedMode;
   /** Send this Host upstream instead of the client's (`preserveHost: false`); undefined keeps the client's. */
   readonly rewriteHostTo?: string | undefined;
+  /** Where new request ids and traces come from (default: random). */
+  readonly ids?: IdSource | undefined;
 }
 
-/** What goes upstream of one request's head. */
+/** What goes upstream of one request's head, and what the access line says of it. */
 export interface UpstreamHead {
   /** Flat `[name, value, …]`, as undici and node:http take it. */
   readonly headers: string[];
   /** The client announced a body (Content-Length other than 0, or Transfer-Encoding). */
   readonly hasBody: boolean;
+  /** The `X-Request-Id` sent upstream and back to the client. */
+  readonly requestId: string;
+  /** The `traceparent` sent upstream (version 00). */
+  readonly traceparent: string;
+  /** The client's first Host, as sent (whatever goes upstream). */
+  readonly host: string | undefined;
+  /** The client's first User-Agent, as sent. */
+  readonly userAgent: string | undefined;
 }
 
 /** Builds the upstream head of one request. Pure apart from the name cache; never throws. */
@@ -49,6 +65,10 @@ const XFF = 7;
 const XF_PROTO = 8;
 const XF_HOST = 9;
 const XF_PORT = 10;
+const REQUEST_ID = 11;
+const TRACEPARENT = 12;
+const TRACESTATE = 13;
+const USER_AGENT = 14; // kept as is; read for the access line
 type Kind = number;
 
 /** Always dropped: hop-by-hop, and `expect` (Node has already answered `100 Continue`). */
@@ -69,6 +89,7 @@ const NAME_CACHE_LIMIT = 512;
 /** Compiles the builder for one listener's config. */
 export function compileUpstreamHeaders(options: UpstreamHeaderOptions): UpstreamHeaderBuilder {
   const { strip, forwarded: mode, rewriteHostTo } = options;
+  const ids = options.ids ?? createIdSource();
   const kinds = new Map<string, Kind>();
 
   function kindOfNormalised(n: string): Kind {
@@ -86,6 +107,14 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
         return TRANSFER_ENCODING;
       case 'content-length':
         return CONTENT_LENGTH;
+      case 'x-request-id':
+        return REQUEST_ID;
+      case 'traceparent':
+        return TRACEPARENT;
+      case 'tracestate':
+        return TRACESTATE;
+      case 'user-agent':
+        return USER_AGENT;
       default:
         return KEEP;
     }
@@ -98,8 +127,9 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
     const n = normalizeHeaderName(lower);
     kind = kindOfNormalised(n);
     // `X_Forwarded_For`, `Transfer_Encoding`…: Node's parser ignores them, but a WSGI/CGI upstream
-    // maps them onto the real name. An underscore spelling of any name we handle is never forwarded.
-    if (n !== lower && kind !== KEEP) kind = DROP;
+    // maps them onto the real name. An underscore spelling of any name we handle is never forwarded
+    // (User_Agent is only read, so it stays an ordinary header).
+    if (n !== lower && kind !== KEEP) kind = kind === USER_AGENT ? KEEP : DROP;
     if (kinds.size >= NAME_CACHE_LIMIT) kinds.clear();
     kinds.set(raw, kind);
     return kind;
@@ -126,6 +156,12 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
     let hasPort = false;
     let hasLength = false;
     let hasBody = false;
+    let userAgent: string | undefined;
+    let clientRequestId: string | undefined;
+    let requestIdLines = 0;
+    let clientTraceparent: string | undefined;
+    let traceparentLines = 0;
+    let tracestate: string[] | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       const value = raw[i + 1]!;
@@ -165,6 +201,20 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
         case XF_PORT:
           hasPort = true;
           break;
+        case REQUEST_ID:
+          clientRequestId = value;
+          requestIdLines++;
+          continue;
+        case TRACEPARENT:
+          clientTraceparent = value;
+          traceparentLines++;
+          continue;
+        case TRACESTATE:
+          (tracestate ??= []).push(value);
+          continue;
+        case USER_AGENT:
+          userAgent ??= value;
+          break;
       }
       out.push(name, value);
     }
@@ -176,12 +226,17 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
     if (!hasProto) out.push('x-forwarded-proto', 'https');
     if (!hasHost && host !== undefined) out.push('x-forwarded-host', host);
     if (!hasPort) out.push('x-forwarded-port', String(socket.localPort ?? ''));
+    const requestId = requestIdLines === 1 && isWellFormedRequestId(clientRequestId!) ? clientRequestId! : ids.requestId();
+    const continued = traceparentLines === 1 ? forwardableTraceparent(clientTraceparent!) : undefined;
+    const traceparent = continued ?? ids.traceparent();
+    out.push('x-request-id', requestId, 'traceparent', traceparent);
+    if (continued !== undefined && tracestate !== undefined) for (let i = 0; i < tracestate.length; i++) out.push('tracestate', tracestate[i]!);
     // Indexed, not `for…of` with destructuring: the iterator objects were ~4 % of the bytes a
     // keep-alive request allocates (sampling allocation profile).
     for (let i = 0; i < identity.length; i++) {
       const pair = identity[i]!;
       out.push(pair[0], pair[1]);
     }
-    return { headers: out, hasBody };
+    return { headers: out, hasBody, requestId, traceparent, host, userAgent };
   };
 }

@@ -92,6 +92,8 @@ for (const mode of ['http', 'reject'] as const) {
     t.equal(total(m, 'mtls_requests_total', { status_class: '4xx' }), 1, 'the refused one is a 4xx');
     t.ok(sc.logs.some((l) => l.event === 'connection_expired' && l.reason === 'expired'), 'logged as a refusal');
     t.notOk(sc.logs.some((l) => l.event === 'access' && l.path === '/second' && l.status === 200), 'no access line says 200');
+    const refused = sc.logs.find((l) => l.event === 'access' && l.path === '/second');
+    t.equal(refused?.flags, 'CE', 'its access line is flagged CE (certificate expired on the open connection)');
   });
 }
 

@@ -8,7 +8,7 @@ import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
 import { createTestPki } from '../fixtures/pki.js';
-import { startTestSidecar } from '../fixtures/sidecar.js';
+import { logLine, startTestSidecar } from '../fixtures/sidecar.js';
 import { freePort } from '../fixtures/net.js';
 
 const pki = await createTestPki();
@@ -93,4 +93,5 @@ t.test('connect timeout → 504: an upstream whose accept queue is full never co
   t.same(res.json, { error: 'upstream_timeout', reason: 'timeout' });
   t.ok(Date.now() - started < 10_000, 'the connect timeout, not the response timeout, fired');
   t.ok(sc.logs.some((l) => l.event === 'upstream_error' && l.kind === 'timeout' && /connect/i.test(String(l.message))));
+  t.match(await logLine(sc, (l) => l.event === 'access'), { status: 504, flags: 'UF' }, 'a connect timeout is a connection failure (UF), not a response timeout (UT)');
 });
