@@ -2,17 +2,15 @@
 // `openssl ca -gencrl` and an `openssl ocsp` responder. Good certificates pass, revoked ones are
 // refused in every mode that checks that source, unknown/faulty answers fail closed (or open when
 // configured), and an open keep-alive connection of a certificate revoked later is closed.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import https from 'node:https';
-import { join } from 'node:path';
 import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
-import { generateKey, issueCertificate } from '../../src/pki/index.js';
 import { call } from '../fixtures/client.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
 import { createTestPki as createOpensslPki, type Issued } from '../revocation/helpers/pki.js';
+import { sidecarPkiFor } from '../revocation/helpers/sidecar-pki.js';
 import { freePort, startHttpServer, startOpensslResponder } from '../revocation/helpers/servers.js';
-import type { TestPki } from '../fixtures/pki.js';
 
 const pki = await createOpensslPki();
 const echo = await startEchoUpstream();
@@ -25,22 +23,7 @@ const stray = await pki.issue('stray', { ocsp: aia, outsideDatabase: true, seria
 const crlFile = await pki.genCrl('crl');
 const responder = await startOpensslResponder(pki, ocspPort, pki.ca);
 
-// The sidecar's own server certificate, from a separate throwaway root.
-const serverRootKey = await generateKey('p256');
-const serverRoot = await issueCertificate({ subject: 'CN=Server Root', key: serverRootKey, isCa: true });
-const serverKey = await generateKey('p256');
-const serverCert = await issueCertificate({ subject: 'CN=localhost', key: serverKey, issuer: { ...serverRoot, key: serverRootKey }, san: { dns: ['localhost'], ip: ['127.0.0.1'] }, extendedKeyUsage: ['serverAuth'] });
-const write = (name: string, data: string) => {
-  const f = join(pki.dir, name);
-  writeFileSync(f, data);
-  return f;
-};
-const sidecarPki = {
-  dir: pki.dir,
-  serverCertFile: write('sidecar-server.pem', serverCert.pem),
-  serverKeyFile: write('sidecar-server.key', serverKey.privateKeyPem),
-  caBundleFile: write('device-cas.pem', readFileSync(pki.root.certPath, 'utf8') + readFileSync(pki.ca.certPath, 'utf8')),
-} as unknown as TestPki;
+const { files: sidecarPki, serverRootPem } = await sidecarPkiFor(pki);
 
 t.teardown(async () => {
   await responder.stop();
@@ -49,7 +32,7 @@ t.teardown(async () => {
 });
 
 const as = (c: Issued) => ({ cert: readFileSync(c.certPath, 'utf8'), key: readFileSync(c.keyPath, 'utf8') });
-const get = (port: number, c: Issued) => call({ port, ca: serverRoot.pem, ...as(c) });
+const get = (port: number, c: Issued) => call({ port, ca: serverRootPem, ...as(c) });
 
 const modes: Array<{ mode: string; crl: boolean; ocsp: boolean }> = [
   { mode: 'crl', crl: true, ocsp: false },
@@ -133,7 +116,7 @@ t.test('an open keep-alive connection is closed once its certificate is revoked 
     revocation: { mode: 'crl', crl: { files: [liveCrl], filePollIntervalSeconds: 1, refreshIntervalSeconds: 1, fetchDistributionPoints: false } },
   });
   t.teardown(() => sc.close());
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: serverRoot.pem, ...as(victim) });
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: serverRootPem, ...as(victim) });
   t.teardown(() => agent.destroy());
   const socketClosed = new Promise<number>((resolve) => {
     https
