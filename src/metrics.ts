@@ -141,7 +141,7 @@ export function createCaMetrics(registry: Registry = new Registry(), options: { 
     registry,
     requests: new Counter({
       name: 'mtls_ca_requests_total',
-      help: 'CA API requests by listener (enroll/admin/publish), route and result (ok or the stable error code).',
+      help: 'CA API requests by listener (enroll/admin/publish), route and result (ok, not_modified for a 304, or the stable error code).',
       labelNames: ['api', 'route', 'result'],
       registers: r,
     }),

@@ -9,6 +9,7 @@
  * reads the store afresh: a revocation is never lost to a generation that read the store just
  * before it, and CRL numbers and thisUpdate only ever grow in what is served.
  */
+import { createHash } from 'node:crypto';
 import { issueCrl, type SigningIdentity } from '../pki/index.js';
 import type { RevokedEntry } from './store/index.js';
 
@@ -18,6 +19,17 @@ export interface PublishedCrl {
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
   readonly crlNumber: bigint;
+  /**
+   * Strong entity tag, quoted: the CRL number and a hash of the DER, so two CRLs never share one
+   * (even from two stores that both count from 1). Computed once per generation, never per request.
+   */
+  readonly etag: string;
+  /**
+   * True when the CRL served before this one has the same thisUpdate (CRL times are whole
+   * seconds, and two revocations a few ms apart each re-sign): Last-Modified cannot tell the two
+   * apart, so If-Modified-Since must not be answered 304 for this one.
+   */
+  readonly thisUpdateShared: boolean;
 }
 
 /** What the publisher needs. */
@@ -82,7 +94,9 @@ export function createCrlPublisher(options: CrlPublisherOptions): CrlPublisher {
       const revoked = await options.listRevoked(thisUpdate);
       const crlNumber = await options.nextCrlNumber(); // last, so a failed listing burns no number
       const { der } = await issueCrl({ issuer: options.issuer, thisUpdate, nextUpdate, crlNumber, revoked });
-      latest = { der, thisUpdate, nextUpdate, crlNumber };
+      const etag = `"${crlNumber.toString(16)}-${createHash('sha256').update(der).digest('base64url').slice(0, 22)}"`;
+      const thisUpdateShared = latest !== undefined && latest.thisUpdate.getTime() >= thisUpdate.getTime();
+      latest = { der, thisUpdate, nextUpdate, crlNumber, etag, thisUpdateShared };
       refreshAt = startedAt + validityMs / 2;
     } catch (err) {
       try {

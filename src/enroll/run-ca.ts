@@ -166,6 +166,7 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
         ocsp: (der) => ocsp.respond(der),
         ...(pins ? { pins } : {}),
         observe: createRouteObserver('publish', metrics, logger),
+        now,
       })),
     );
     const [enroll, admin, publish] = started as [Listener, Listener, Listener];

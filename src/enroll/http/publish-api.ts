@@ -1,14 +1,17 @@
 /**
  * The publishing listener (plain HTTP, like every CRL distribution point and OCSP URL: the
  * answers are signed, and a TLS-protected revocation URL would need its own revocation check):
- *   GET  /crl                 the current CRL, DER (application/pkix-crl)
+ *   GET  /crl                 the current CRL, DER (application/pkix-crl); HEAD too; 304 to a
+ *                             matching If-None-Match / If-Modified-Since
  *   POST /ocsp                RFC 6960 request body (application/ocsp-request)
  *   GET  /ocsp/{base64}       the GET form of RFC 6960 appendix A.1
  *   GET  /v1/pins             the signed pin set
  *   GET  /healthz
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { PublishedCrl } from '../crl-publisher.js';
 import { reject } from '../rejections.js';
+import { isNotModified } from './conditional-get.js';
 import { pathOf, readBody, sendJson, sendRejection } from './http-io.js';
 import { sendPins, type PinSetSource } from './pins-route.js';
 import type { RouteObserver } from './route-observer.js';
@@ -16,15 +19,26 @@ import type { RouteObserver } from './route-observer.js';
 /** An OCSP request is a few hundred bytes; 10 CertIDs with a nonce stay far below this. */
 const MAX_OCSP_REQUEST_BYTES = 8_192;
 
+/**
+ * Any cache between the CA and a sidecar (a CDN, a corporate proxy) must re-validate every time:
+ * a max-age of N would add up to N seconds to every sidecar's revoke → refusal time, on top of its
+ * own polling interval (seconds, by default). Re-validation is cheap for everyone: a 304 here
+ * encodes nothing (the validators were computed when the CRL was signed).
+ */
+const CRL_CACHE_CONTROL = 'no-cache';
+
 export interface PublishApiOptions {
-  readonly crl: () => Promise<{ der: Buffer; nextUpdate: Date }>;
+  readonly crl: () => Promise<Pick<PublishedCrl, 'der' | 'thisUpdate' | 'etag' | 'thisUpdateShared'>>;
   readonly ocsp: (requestDer: Uint8Array) => Promise<Buffer>;
   readonly pins?: PinSetSource;
   readonly observe: RouteObserver;
+  /** The CA's clock (an If-Modified-Since after it is ignored). */
+  readonly now?: () => Date;
 }
 
 /** Builds the request handler. Never throws; OCSP errors are OCSP error responses, not HTTP 500s. */
 export function createPublishApi(o: PublishApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const now = o.now ?? (() => new Date());
   return (req, res) => {
     const path = pathOf(req);
     if (path === '/healthz') return void sendJson(res, 200, { ok: true });
@@ -32,8 +46,11 @@ export function createPublishApi(o: PublishApiOptions): (req: IncomingMessage, r
       const done = o.observe('crl', res);
       o.crl().then(
         (crl) => {
-          const maxAge = Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 2000));
-          res.writeHead(200, { 'content-type': 'application/pkix-crl', 'content-length': crl.der.length, 'cache-control': `public, max-age=${Math.min(maxAge, 300)}` });
+          const validators = { etag: crl.etag, 'last-modified': crl.thisUpdate.toUTCString(), 'cache-control': CRL_CACHE_CONTROL };
+          if (isNotModified(req.headers, { etag: crl.etag, lastModified: crl.thisUpdate, lastModifiedIsUnique: !crl.thisUpdateShared }, now().getTime())) {
+            return void res.writeHead(304, validators).end();
+          }
+          res.writeHead(200, { ...validators, 'content-type': 'application/pkix-crl', 'content-length': crl.der.length });
           res.end(req.method === 'HEAD' ? undefined : crl.der);
         },
         (err: unknown) => {

@@ -1,6 +1,6 @@
 /**
- * Counts and times every answer of the CA's listeners by route and result (`ok` or the stable
- * error code, read back from the JSON error body), and logs unexpected failures. Labels are
+ * Counts and times every answer of the CA's listeners by route and result (`ok`, `not_modified`
+ * for a 304, or the stable error code, read back from the JSON error body), and logs unexpected failures. Labels are
  * closed sets: routes are named by the caller, never taken from the URL.
  */
 import type { ServerResponse } from 'node:http';
@@ -20,7 +20,7 @@ export function createRouteObserver(api: string, metrics: CaMetrics, logger: Log
     const end = metrics.requestDuration.startTimer({ api, route });
     res.once('finish', () => {
       end();
-      const result = res.statusCode < 400 ? 'ok' : String(res.getHeader('x-error-code') ?? res.statusCode);
+      const result = res.statusCode === 304 ? 'not_modified' : res.statusCode < 400 ? 'ok' : String(res.getHeader('x-error-code') ?? res.statusCode);
       metrics.requests.inc({ api, route, result });
     });
     return {
