@@ -57,7 +57,7 @@
  *     # background, and open connections are closed once the answer turns "revoked"). While the
  *     # responder fails, the held answer is still used until it expires (above): fail-closed
  *     # starts then. Each certificate in use costs the responder about one request per this
- *     # many seconds per sidecar.
+ *     # many seconds per sidecar process (with workers, per worker holding a connection of it).
  *     maxGoodAgeSeconds: 30
  *     # A response without nextUpdate says fresher information is always available: it is
  *     # refused (unknown, reason ocsp-stale) once its thisUpdate is older than this, and cached
