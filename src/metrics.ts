@@ -28,6 +28,7 @@ export interface Metrics {
   readonly crlLastRefresh: Gauge<'issuer'>;
   readonly crlNextUpdate: Gauge<'issuer'>;
   readonly crlRefreshFailures: Counter<'issuer'>;
+  readonly crlPolls: Counter<'kind' | 'result'>;
   readonly serverCertExpiry: Gauge;
   readonly caCertExpiry: Gauge<'ca'>;
   readonly requests: Counter<'route' | 'method' | 'status_class'>;
@@ -87,6 +88,12 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     crlLastRefresh: new Gauge({ name: 'mtls_crl_last_refresh_timestamp_seconds', help: 'Unix time of the last successful CRL load, per issuer (the oldest over workers).', labelNames: ['issuer'], aggregator: 'min', registers: r }),
     crlNextUpdate: new Gauge({ name: 'mtls_crl_next_update_timestamp_seconds', help: 'nextUpdate of the current CRL, per issuer (Unix time; the earliest over workers).', labelNames: ['issuer'], aggregator: 'min', registers: r }),
     crlRefreshFailures: new Counter({ name: 'mtls_crl_refresh_failures_total', help: 'CRL loads that failed (the previous CRL was kept), per issuer.', labelNames: ['issuer'], registers: r }),
+    crlPolls: new Counter({
+      name: 'mtls_crl_polls_total',
+      help: 'Polls of CRL files and URLs by kind (file/url) and result: parsed (new bytes loaded), not_modified (HTTP 304 or an unchanged file), unchanged (the same bytes again, not parsed), failed (not fetched or read).',
+      labelNames: ['kind', 'result'],
+      registers: r,
+    }),
     serverCertExpiry: new Gauge({ name: 'mtls_server_cert_expiry_timestamp_seconds', help: 'notAfter of the serving certificate (Unix time; the earliest over workers).', aggregator: 'min', registers: r }),
     caCertExpiry: new Gauge({ name: 'mtls_ca_cert_expiry_timestamp_seconds', help: 'notAfter of each CA in the client CA bundle (Unix time; the earliest over workers).', labelNames: ['ca'], aggregator: 'min', registers: r }),
     requests: new Counter({

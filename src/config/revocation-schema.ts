@@ -30,10 +30,14 @@
  *     fetchDistributionPoints: true
  *     # At most this many discovered distribution points are followed.
  *     maxDistributionPoints: 100
- *     # URLs are re-fetched this often, and no later than the CRL's nextUpdate.
- *     refreshIntervalSeconds: 300
- *     # Files are checked for changes (stat: inode, size, mtime) this often.
- *     filePollIntervalSeconds: 10
+ *     # URLs are re-fetched this often (each wait spread ±20 %, so a fleet does not poll in
+ *     # step), and no later than the CRL's nextUpdate. Each fetch is a conditional GET: an
+ *     # unchanged CRL costs a 304 (the device CA answers one), or, from a server without validators,
+ *     # a download that is not parsed again. A revocation is seen within 1.2 × this plus the
+ *     # download; a fleet of N sidecars sends the CA about N / this requests per second.
+ *     refreshIntervalSeconds: 3
+ *     # Files are checked for changes (stat: inode, size, mtime) this often (±20 %).
+ *     filePollIntervalSeconds: 2
  *     # After nextUpdate plus this grace, a CRL is stale: lookups answer "unknown".
  *     staleGraceSeconds: 3600
  *     # Deadline for one CRL download (headers and body).
@@ -84,8 +88,8 @@ const crlSchema = z.strictObject({
   urls: z.array(z.url({ protocol: /^https?$/ })).default([]).describe('CRL URLs fetched in the background'),
   fetchDistributionPoints: bool().default(true).describe('also fetch http:// CRL distribution points found in certificates'),
   maxDistributionPoints: nonNegativeInt().default(100).describe('cap on discovered distribution points'),
-  refreshIntervalSeconds: positiveInt().default(300).describe('URL re-fetch interval (also re-fetched by nextUpdate)'),
-  filePollIntervalSeconds: positiveInt().default(10).describe('how often CRL files are checked for changes'),
+  refreshIntervalSeconds: positiveInt().default(3).describe('URL re-fetch interval, ±20 % (also re-fetched by nextUpdate); conditional GET, unchanged bytes are not parsed'),
+  filePollIntervalSeconds: positiveInt().default(2).describe('how often CRL files are checked for changes, ±20 %'),
   staleGraceSeconds: nonNegativeInt().default(3600).describe('after nextUpdate + grace a CRL answers unknown'),
   fetchTimeoutMs: positiveInt().default(10_000).describe('deadline for one CRL download'),
   maxBytes: positiveInt().default(64 * 1024 * 1024).describe('largest CRL accepted, in bytes'),

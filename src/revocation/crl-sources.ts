@@ -6,19 +6,24 @@
  *   watched: Kubernetes swaps a `..data` symlink, which watchers miss; a changed inode is seen.
  * - URLs are re-fetched every refresh interval and no later than the CRL's nextUpdate, with
  *   conditional GET (ETag / Last-Modified) so an unchanged CRL costs a 304. Failures back off
- *   (5 s doubling, capped at the interval).
+ *   (5 s doubling, capped at the interval). Every wait is spread ±20 % (poll-delay.ts).
+ * - Bytes are parsed only when they changed: a 200 from a server without validators, or a file
+ *   rewritten, whose bytes hash the same as the last ones read from that source is treated like
+ *   a 304 (seconds-apart polling of a multi-MB CRL must not re-parse it every time).
  * - Parsing is serialized through one queue: two 1M-entry CRLs never load at once (memory peak).
  * - A CRL that fails to load never removes the previous one from the same source.
  * - A discovered distribution point is bound to the issuers whose verified certificates named it:
  *   a CRL of any other CA found there is refused, so it cannot replace theirs. Configured files
  *   and URLs are the operator's and may carry the CRL of any trusted CA.
  */
+import { createHash } from 'node:crypto';
 import { stat, readFile } from 'node:fs/promises';
 import type { RevocationOptions } from '../config/index.js';
 import { loadCrls } from './crl-load.js';
 import type { CrlStore } from './crl-store.js';
 import { fetchBounded } from './http-fetch.js';
 import type { IssuerRegistry } from './issuer-registry.js';
+import { MIN_POLL_DELAY_MS, spreadPollDelay } from './poll-delay.js';
 import type { RevocationLogger, RevocationObserver } from './types.js';
 
 /** What the sources module needs. */
@@ -85,6 +90,8 @@ interface Source {
   statKey?: string;
   etag?: string;
   lastModified?: string;
+  /** SHA-256 of the bytes last read in full and loaded (not waiting for an issuer): the same again is not parsed. */
+  bodyHash?: string;
   failures: number;
   waitingForIssuer: boolean;
   /** The last read failed before every CRL in it could be named (fetch, read, PEM/DER, unsupported). */
@@ -104,7 +111,20 @@ interface Source {
 }
 
 const BACKOFF_BASE_MS = 5_000;
-const MIN_DELAY_MS = 1_000;
+
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('base64');
+
+/**
+ * False when the response was sent within the second its Last-Modified names: another change in
+ * that second would carry the same Last-Modified (RFC 9110 §8.8.2.2 calls it weak then), and
+ * servers such as nginx build their ETag from that same mtime. Such validators are not kept; the
+ * next poll is a full GET, which the body hash keeps from being parsed again.
+ */
+const validatorsSettled = (headers: Headers): boolean => {
+  const modified = Date.parse(headers.get('last-modified') ?? '');
+  const date = Date.parse(headers.get('date') ?? '');
+  return Number.isNaN(modified) || Number.isNaN(date) || date >= modified + 1000;
+};
 
 /** Creates the sources and starts loading the configured ones. Sync; never throws. */
 export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
@@ -239,26 +259,52 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       }
       source.statKey = key;
       source.unreadable = true;
+      source.bodyHash = undefined; // so the next good read re-parses, and clears `unreadable`
       return;
     }
     if (key === source.statKey && !source.waitingForIssuer) {
       reportCurrent(source);
+      deps.observer?.crlPolled?.('file', 'not_modified');
       return;
     }
     source.statKey = key;
     try {
-      await applyBytes(source, await readFile(source.location));
+      await applyIfChanged(source, await readFile(source.location));
     } catch (err) {
       logger.warn({ source: source.id, err }, 'CRL file unreadable; previous CRL (if any) kept');
       reportFailed(source);
       source.unreadable = true;
+      source.bodyHash = undefined;
+      deps.observer?.crlPolled?.('file', 'failed');
     }
+  };
+
+  /** Loads `bytes` unless they are the ones last loaded from this source (then: like a 304). */
+  const applyIfChanged = async (source: Source, bytes: Buffer): Promise<void> => {
+    const kind = source.kind === 'file' ? 'file' : 'url';
+    const hash = sha256(bytes);
+    if (hash === source.bodyHash && !source.waitingForIssuer) {
+      reportCurrent(source);
+      deps.observer?.crlPolled?.(kind, 'unchanged');
+      return;
+    }
+    await applyBytes(source, bytes);
+    source.bodyHash = source.waitingForIssuer ? undefined : hash;
+    deps.observer?.crlPolled?.(kind, 'parsed');
   };
 
   /** Returns the delay before the next fetch. */
   const fetchUrl = async (source: Source): Promise<number> => {
     const interval = options.refreshIntervalSeconds * 1000;
-    const backoff = (): number => Math.min(interval, BACKOFF_BASE_MS * 2 ** Math.min(source.failures++, 10));
+    const backoff = (): number => spreadPollDelay(Math.min(interval, BACKOFF_BASE_MS * 2 ** Math.min(source.failures++, 10)));
+    const failed = (): number => {
+      reportFailed(source);
+      source.unreadable = true;
+      // The next answer is read in full: a 304 or the same bytes would leave `unreadable` set.
+      source.etag = source.lastModified = source.bodyHash = undefined;
+      deps.observer?.crlPolled?.('url', 'failed');
+      return backoff();
+    };
     try {
       const headers: Record<string, string> = {};
       if (source.etag !== undefined) headers['if-none-match'] = source.etag;
@@ -272,28 +318,24 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
         redirect: 'follow',
       });
       if (res.status === 200) {
-        const etag = res.headers.get('etag');
-        const lastModified = res.headers.get('last-modified');
-        await applyBytes(source, res.body);
+        await applyIfChanged(source, res.body);
         // A CRL naming an issuer we do not know yet must be fetched in full again once we do, so
         // its validators are not kept. (Any other rejection would repeat on identical bytes.)
         if (source.waitingForIssuer) return backoff();
-        if (etag !== null) source.etag = etag;
-        if (lastModified !== null) source.lastModified = lastModified;
+        const settled = validatorsSettled(res.headers);
+        source.etag = (settled && res.headers.get('etag')) || undefined;
+        source.lastModified = (settled && res.headers.get('last-modified')) || undefined;
       } else if (res.status === 304) {
         reportCurrent(source);
+        deps.observer?.crlPolled?.('url', 'not_modified');
       } else {
         logger.warn({ source: source.id, status: res.status }, 'CRL download failed; previous CRL (if any) kept');
-        reportFailed(source);
-        source.unreadable = true;
-        return backoff();
+        return failed();
       }
     } catch (err) {
       if (closed) return interval;
       logger.warn({ source: source.id, err }, 'CRL download failed; previous CRL (if any) kept');
-      reportFailed(source);
-      source.unreadable = true;
-      return backoff();
+      return failed();
     }
     const held = deps.store.crlsOf(source.id);
     if (held.length === 0) return backoff();
@@ -302,7 +344,8 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     // Past nextUpdate and still the same CRL: the CA is late; poll more often until it publishes.
     if (untilNext <= 0) return backoff();
     source.failures = 0;
-    return Math.min(interval, untilNext);
+    // Spread, but never past nextUpdate.
+    return Math.max(MIN_POLL_DELAY_MS, Math.min(spreadPollDelay(interval), untilNext));
   };
 
   const run = async (source: Source): Promise<void> => {
@@ -313,12 +356,13 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     }
     source.running = true;
     clearTimeout(source.timer);
-    let delay = options.filePollIntervalSeconds * 1000;
+    let delay = spreadPollDelay(options.filePollIntervalSeconds * 1000);
     if (source.forceFull) {
       source.forceFull = false;
       source.statKey = undefined;
       source.etag = undefined;
       source.lastModified = undefined;
+      source.bodyHash = undefined;
     }
     try {
       if (source.kind === 'file') await pollFile(source);
@@ -338,9 +382,7 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       queueMicrotask(() => void run(source));
       return;
     }
-    // Jitter (up to -10%) spreads many sidecars' fetches; never below 1 s to avoid a hot loop.
-    const jittered = Math.max(MIN_DELAY_MS, delay * (0.9 + Math.random() * 0.1));
-    source.timer = setTimeout(() => void run(source), jittered);
+    source.timer = setTimeout(() => void run(source), delay);
     source.timer.unref();
   };
 

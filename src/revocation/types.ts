@@ -77,6 +77,13 @@ export interface RevocationObserver {
   crlCurrent?(issuer: string, entries: number, nextUpdateMs: number): void;
   /** A CRL was refused or could not be read/fetched; the previous one (if any) is kept. */
   crlFailed?(issuer: string): void;
+  /**
+   * One poll of a CRL file or URL (distribution points count as URLs): `parsed` (new bytes read
+   * and loaded, whatever the verdict on each CRL in them), `not_modified` (HTTP 304, or a file
+   * whose stat did not change), `unchanged` (the same bytes as last time: not parsed again), or
+   * `failed` (not fetched or not read).
+   */
+  crlPolled?(kind: 'file' | 'url', result: 'parsed' | 'not_modified' | 'unchanged' | 'failed'): void;
   /** One OCSP round trip: `ok`, or the failure reason (timeout, http-status, signature, …). */
   ocspExchange?(seconds: number, outcome: string): void;
 }

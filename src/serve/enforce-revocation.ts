@@ -66,6 +66,7 @@ export function createRevocationEnforcement(
         m.crlNextUpdate.set(l, nextUpdateMs / 1000);
       },
       crlFailed: (issuer) => m.crlRefreshFailures.inc({ issuer: issuer === 'unknown' ? issuer : label(issuer) }),
+      crlPolled: (kind, result) => m.crlPolls.inc({ kind, result }),
       ocspExchange(seconds, outcome) {
         m.ocspRequestDuration.observe(seconds);
         if (outcome !== 'ok') m.ocspErrors.inc({ kind: outcome });
