@@ -29,6 +29,9 @@ export interface Metrics {
   readonly crlNextUpdate: Gauge<'issuer'>;
   readonly crlRefreshFailures: Counter<'issuer'>;
   readonly crlPolls: Counter<'kind' | 'result'>;
+  readonly feedConnected: Gauge;
+  readonly feedEvents: Counter<'outcome'>;
+  readonly feedDisconnects: Counter;
   readonly serverCertExpiry: Gauge;
   readonly caCertExpiry: Gauge<'ca'>;
   readonly requests: Counter<'route' | 'method' | 'status_class'>;
@@ -94,6 +97,9 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
       labelNames: ['kind', 'result'],
       registers: r,
     }),
+    feedConnected: new Gauge({ name: 'mtls_revocation_feed_connected', help: "1 while the device CA's revocation feed is connected (the lowest over workers: 0 if any worker lost it); absent without revocation.feed.url.", aggregator: 'min', registers: r }),
+    feedEvents: new Counter({ name: 'mtls_revocation_feed_events_total', help: 'CRLs received on the revocation feed, by outcome: applied, unchanged (already held) or refused (did not verify; the previous CRL stays).', labelNames: ['outcome'], registers: r }),
+    feedDisconnects: new Counter({ name: 'mtls_revocation_feed_disconnects_total', help: 'Revocation feed streams lost or refused (each followed by a reconnect with backoff); polling and OCSP keep running meanwhile.', registers: r }),
     serverCertExpiry: new Gauge({ name: 'mtls_server_cert_expiry_timestamp_seconds', help: 'notAfter of the serving certificate (Unix time; the earliest over workers).', aggregator: 'min', registers: r }),
     caCertExpiry: new Gauge({ name: 'mtls_ca_cert_expiry_timestamp_seconds', help: 'notAfter of each CA in the client CA bundle (Unix time; the earliest over workers).', labelNames: ['ca'], aggregator: 'min', registers: r }),
     requests: new Counter({
@@ -138,6 +144,8 @@ export interface CaMetrics {
   readonly crlGenerations: Counter<'result'>;
   readonly crlEntries: Gauge;
   readonly crlNextUpdate: Gauge;
+  readonly feedSubscribers: Gauge;
+  readonly feedDropped: Counter<'reason'>;
 }
 
 /** Creates the CA's metrics on `registry` (a fresh one by default). Sync. */
@@ -160,6 +168,8 @@ export function createCaMetrics(registry: Registry = new Registry(), options: { 
     crlGenerations: new Counter({ name: 'mtls_ca_crl_generations_total', help: 'CRL regenerations by result (success/failure; on failure the previous CRL is served).', labelNames: ['result'], registers: r }),
     crlEntries: new Gauge({ name: 'mtls_ca_crl_entries', help: 'Serials listed in the CRL being served.', registers: r }),
     crlNextUpdate: new Gauge({ name: 'mtls_ca_crl_next_update_timestamp_seconds', help: 'nextUpdate of the CRL being served (Unix time).', registers: r }),
+    feedSubscribers: new Gauge({ name: 'mtls_ca_feed_subscribers', help: 'Revocation feed streams open now.', registers: r }),
+    feedDropped: new Counter({ name: 'mtls_ca_feed_dropped_total', help: 'Revocation feed subscribers cut off for not reading (slow) or refused at maxSubscribers (capacity); they keep polling the CRL.', labelNames: ['reason'], registers: r }),
   };
 }
 

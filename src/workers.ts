@@ -21,7 +21,7 @@ import { startSidecar } from './serve/index.js';
 type PathHintMessage = { type: 'path-hint'; leaf: string; ders: string[] };
 type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage;
 /** A worker's readiness checks, sent when listening and whenever one changes. */
-type ReadinessMessage = { type: 'readiness'; checks: Record<string, boolean> };
+type ReadinessMessage = { type: 'readiness'; checks: Record<string, boolean>; degraded: Record<string, string> };
 type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage | ReadinessMessage;
 
 /** How often a worker re-evaluates its readiness checks (it reports only changes). */
@@ -67,8 +67,9 @@ async function runWorker(config: SidecarConfig): Promise<number> {
   let reported = '';
   const reportReadiness = () => {
     const checks = Object.fromEntries(Object.entries(sidecar.readiness).map(([name, check]) => [name, holds(check)]));
-    const text = JSON.stringify(checks);
-    if (text !== reported) send({ type: 'readiness', checks });
+    const degraded = sidecar.degraded();
+    const text = JSON.stringify([checks, degraded]);
+    if (text !== reported) send({ type: 'readiness', checks, degraded });
     reported = text;
   };
   reportReadiness(); // before 'listening': the primary never counts a worker it has no report of
@@ -99,12 +100,12 @@ async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
   let draining = false;
   // Each worker's last readiness report. The primary's /readyz holds a check per name any worker
   // reported (revocation sources, …), true only while every listening worker reports it true.
-  const reports = new Map<Worker, Record<string, boolean>>();
+  const reports = new Map<Worker, Omit<ReadinessMessage, 'type'>>();
   const readiness: Record<string, ReadinessCheck> = { workersListening: () => listening.size === n, notDraining: () => !draining };
-  const onReadiness = (worker: Worker, checks: Record<string, boolean>) => {
-    reports.set(worker, checks);
+  const onReadiness = (worker: Worker, { checks, degraded }: Omit<ReadinessMessage, 'type'>) => {
+    reports.set(worker, { checks, degraded });
     for (const name of Object.keys(checks)) {
-      readiness[name] ??= () => listening.size > 0 && [...listening].every((w) => reports.get(w)?.[name] === true);
+      readiness[name] ??= () => listening.size > 0 && [...listening].every((w) => reports.get(w)?.checks[name] === true);
     }
   };
 
@@ -114,7 +115,7 @@ async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
       if (m.type === 'hello') worker.send({ type: 'init', ticketKeys } satisfies ToWorker);
       if (m.type === 'listening') listening.add(worker);
       if (m.type === 'draining') listening.delete(worker);
-      if (m.type === 'readiness') onReadiness(worker, m.checks);
+      if (m.type === 'readiness') onReadiness(worker, m);
       if (m.type === 'path-hint') {
         for (const other of Object.values(cluster.workers ?? {})) if (other && other !== worker && other.isConnected()) other.send(m satisfies ToWorker);
       }
@@ -136,6 +137,8 @@ async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
         port: config.admin.port,
         metrics: { contentType: aggregator.contentType, collect: () => aggregator.clusterMetrics() },
         readiness,
+        // A note any listening worker reports (the first one's wording).
+        degraded: () => Object.assign({}, ...[...listening].reverse().map((w) => reports.get(w)?.degraded ?? {})) as Record<string, string>,
       })
     : undefined;
   logger.info({ event: 'primary', workers: n, admin: admin?.url }, `started ${n} workers`);

@@ -21,6 +21,11 @@ export interface AdminServerOptions {
   readonly metrics: MetricsSource;
   /** Named conditions; `/readyz` is 200 only when all hold, and lists them either way. */
   readonly readiness: Readonly<Record<string, ReadinessCheck>>;
+  /**
+   * What works, but worse than configured (e.g. the revocation feed is down, polling goes on):
+   * listed under `degraded` in `/readyz` without making it fail. Never gates traffic.
+   */
+  readonly degraded?: () => Readonly<Record<string, string>>;
 }
 
 export interface AdminServer {
@@ -46,7 +51,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     if (path === '/readyz') {
       const checks = Object.fromEntries(Object.entries(options.readiness).map(([name, check]) => [name, safe(check)]));
       const ready = Object.values(checks).every(Boolean);
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify({ ready, checks })}\n`);
+      const degraded = degradedNow(options.degraded);
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify({ ready, checks, ...(degraded ? { degraded } : {}) })}\n`);
       return;
     }
     if (path === '/metrics') {
@@ -86,5 +92,15 @@ function safe(check: ReadinessCheck): boolean {
     return check();
   } catch {
     return false;
+  }
+}
+
+/** The degraded notes now, or undefined if none (or if reading them failed: never breaks /readyz). */
+function degradedNow(read: (() => Readonly<Record<string, string>>) | undefined): Readonly<Record<string, string>> | undefined {
+  try {
+    const notes = read?.();
+    return notes && Object.keys(notes).length > 0 ? notes : undefined;
+  } catch {
+    return undefined;
   }
 }

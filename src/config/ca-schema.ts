@@ -81,6 +81,14 @@ const publishSchema = z.strictObject({
       validitySeconds: int(60, 7 * 86_400).default(3_600).describe('nextUpdate - thisUpdate of each response'),
     })
     .describe('the OCSP responder'),
+  feed: z
+    .strictObject({
+      heartbeatSeconds: int(1, 300).default(15).describe('a comment line this often keeps idle streams alive and lets both ends see a dead one'),
+      maxSubscribers: int(1, 1_000_000).default(10_000).describe('feed streams served at once; more are answered 503 (they keep polling the CRL)'),
+      maxBufferedBytes: int(65_536, 1024 * 1024 * 1024).default(8 * 1024 * 1024).describe('bytes queued for one subscriber that does not read before it is cut off (it reconnects and loses nothing)'),
+    })
+    .prefault({})
+    .describe('the revocation feed (GET /v1/crl/feed): each newly signed CRL pushed to subscribers as a Server-Sent Event'),
 });
 
 const issuanceSchema = z.strictObject({

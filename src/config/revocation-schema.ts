@@ -74,6 +74,16 @@
  *     clockSkewSeconds: 300
  *     # Send a nonce and require it echoed (many CDN-fronted responders do not support this).
  *     nonce: false
+ *   feed:
+ *     # The device CA's revocation feed (Server-Sent Events, each event a signed CRL, applied like
+ *     # a CRL from crl.urls): revocations arrive within milliseconds. Polling and OCSP keep
+ *     # running, so a feed that is down costs latency, never safety. Needs a mode that reads CRLs.
+ *     # url: http://ca.example.internal:8080/v1/crl/feed
+ *     # A stream silent this long is taken for dead and reopened.
+ *     idleTimeoutSeconds: 45
+ *     # Reconnect delay: starts here, doubles per failure (jittered), up to reconnectMaxMs.
+ *     reconnectMinMs: 500
+ *     reconnectMaxMs: 30000
  * ```
  */
 import { z } from 'zod';
@@ -111,6 +121,15 @@ const ocspSchema = z.strictObject({
   nonce: bool().default(false).describe('send a nonce and require it in the response'),
 });
 
+/** The `feed:` sub-slice: the device CA's push of each new CRL (see revocation/crl-feed.ts). */
+const feedSchema = z.strictObject({
+  // No default: absent means no feed (polling and OCSP only).
+  url: z.url({ protocol: /^https?$/ }).optional().describe("the CA's revocation feed, e.g. http://ca:8080/v1/crl/feed"),
+  idleTimeoutSeconds: positiveInt().default(45).describe('a stream silent this long is taken for dead and reopened (the CA sends a heartbeat every 15 s)'),
+  reconnectMinMs: positiveInt().default(500).describe('first reconnect delay; doubles per failure (jittered)'),
+  reconnectMaxMs: positiveInt().default(30_000).describe('longest reconnect delay'),
+});
+
 /** The `revocation:` slice. Unknown keys are errors at every level. */
 export const revocationSchema = z.strictObject({
   mode: z
@@ -125,6 +144,10 @@ export const revocationSchema = z.strictObject({
   maxTrackedCertificates: nonNegativeInt().default(100_000).describe('certificates remembered for onRevoked events'),
   crl: crlSchema.prefault({}).describe('CRL sources and refresh'),
   ocsp: ocspSchema.prefault({}).describe('OCSP client, cache and verification'),
+  feed: feedSchema.prefault({}).describe("the device CA's revocation feed: each new CRL pushed within milliseconds, on top of polling"),
+}).refine((r) => r.feed.url === undefined || r.mode.includes('crl'), {
+  message: 'needs a mode that reads CRLs (crl, crl-then-ocsp or ocsp-then-crl): the feed delivers CRLs',
+  path: ['feed', 'url'],
 });
 
 /** The validated revocation options (all defaults applied). */

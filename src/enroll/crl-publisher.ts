@@ -45,6 +45,8 @@ export interface CrlPublisherOptions {
   readonly now?: () => Date;
   /** Told of every failed generation (the previous CRL stays served). Must not throw. */
   readonly onError?: (err: unknown) => void;
+  /** Told of every newly signed CRL, once it is the one served (the revocation feed). Must not throw. */
+  readonly onPublished?: (crl: PublishedCrl) => void;
 }
 
 /** The publisher. */
@@ -98,6 +100,7 @@ export function createCrlPublisher(options: CrlPublisherOptions): CrlPublisher {
       const thisUpdateShared = latest !== undefined && latest.thisUpdate.getTime() >= thisUpdate.getTime();
       latest = { der, thisUpdate, nextUpdate, crlNumber, etag, thisUpdateShared };
       refreshAt = startedAt + validityMs / 2;
+      options.onPublished?.(latest);
     } catch (err) {
       try {
         options.onError?.(err);

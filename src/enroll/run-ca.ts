@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../logging.js';
 import { createCaMetrics, type CaMetrics } from '../metrics.js';
 import { loadSigningIdentity, type SigningIdentity } from '../pki/index.js';
 import { createCrlPublisher } from './crl-publisher.js';
+import { createRevocationFeed } from './revocation-feed.js';
 import { createEnrollService, type EnrollService } from './enroll-service.js';
 import { createAdminApi } from './http/admin-api.js';
 import { createEnrollApi } from './http/enroll-api.js';
@@ -56,7 +57,16 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
   const metrics = createCaMetrics();
   const store = openSqliteStore(config.store.path);
   const started: Listener[] = [];
+  let closeFeed = (): void => undefined;
   try {
+    const feed = createRevocationFeed({
+      heartbeatMs: config.publish.feed.heartbeatSeconds * 1000,
+      maxSubscribers: config.publish.feed.maxSubscribers,
+      maxBufferedBytes: config.publish.feed.maxBufferedBytes,
+      onDropped: (why) => metrics.feedDropped.inc({ reason: why }),
+      onSize: (n) => metrics.feedSubscribers.set(n),
+    });
+    closeFeed = () => feed.close();
     const crl = createCrlPublisher({
       issuer: ca,
       listRevoked: async (at) => {
@@ -71,6 +81,7 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
         metrics.crlGenerations.inc({ result: 'failure' });
         logger.error({ err: (err as Error).message }, 'CRL regeneration failed; the previous CRL stays published');
       },
+      onPublished: (published) => feed.publish(published),
     });
     const crlNow = async () => {
       const current = await crl.current();
@@ -167,6 +178,7 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
         ...(pins ? { pins } : {}),
         observe: createRouteObserver('publish', metrics, logger),
         now,
+        feed,
       })),
     );
     const [enroll, admin, publish] = started as [Listener, Listener, Listener];
@@ -179,11 +191,13 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
       service,
       async close() {
         crl.stop();
+        feed.close(); // its streams never end by themselves: the listener could not finish draining
         await Promise.all(started.map((l) => l.close()));
         await store.close();
       },
     };
   } catch (err) {
+    closeFeed();
     await Promise.all(started.map((l) => l.close()));
     await store.close();
     throw err;

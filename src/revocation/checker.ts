@@ -6,6 +6,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { RevocationOptions } from '../config/index.js';
 import { crlDistributionPointUrls, ocspResponderUrls } from './cert-extensions.js';
 import { parseCertificate, type CertFields } from './cert-fields.js';
+import { startCrlFeed } from './crl-feed.js';
 import { createCrlSources } from './crl-sources.js';
 import { createCrlStore, type CertScopeFacts } from './crl-store.js';
 import { createIssuerRegistry, type IssuerInfo } from './issuer-registry.js';
@@ -79,6 +80,21 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
         observer: deps.observer,
       })
     : undefined;
+  // The feed pushes the CA's CRLs into the same sources (a slot of their own); polling goes on.
+  const feed =
+    sources !== undefined && options.feed.url !== undefined
+      ? startCrlFeed(
+          {
+            url: options.feed.url,
+            idleTimeoutMs: options.feed.idleTimeoutSeconds * 1000,
+            reconnectMinMs: options.feed.reconnectMinMs,
+            reconnectMaxMs: options.feed.reconnectMaxMs,
+            // base64 of the largest CRL accepted, plus the event's own lines.
+            maxEventBytes: Math.ceil((options.crl.maxBytes * 4) / 3) + 1024,
+          },
+          { fetch: fetchFn, now, apply: (der) => sources.push(options.feed.url!, der), observe: (e) => deps.observer?.feed?.(e) },
+        )
+      : undefined;
   const ocsp = methods.includes('ocsp')
     ? createOcspClient({ options: options.ocsp, logger, now, fetch: fetchFn, onAnswer: events.reportStatus, observer: deps.observer })
     : undefined;
@@ -193,9 +209,11 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
       return sources?.ready() ?? Promise.resolve();
     },
     failingSources: () => sources?.failingConfigured() ?? [],
+    feedStatus: () => feed?.status(),
     async close() {
       if (closed) return;
       closed = true;
+      feed?.close();
       sources?.close();
       ocsp?.close();
       events.clear();

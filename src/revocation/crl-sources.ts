@@ -75,13 +75,19 @@ export interface CrlSources {
   mayHoldUnloadedCrlOf(issuerName: Uint8Array): boolean;
   /** Configured files and URLs whose last read failed and that hold no CRL from an earlier one: their ids. */
   failingConfigured(): string[];
+  /**
+   * Loads CRL bytes pushed by the revocation feed `url`, like a configured CRL URL (any trusted
+   * CA's CRL, same verification and rollback guard), in a slot of its own. Resolves to what became
+   * of them; never rejects.
+   */
+  push(url: string, bytes: Buffer): Promise<'applied' | 'unchanged' | 'refused'>;
   /** Stops timers and aborts fetches and parses. Idempotent. */
   close(): void;
 }
 
 interface Source {
   readonly id: string;
-  readonly kind: 'file' | 'url' | 'cdp';
+  readonly kind: 'file' | 'url' | 'cdp' | 'feed';
   readonly location: string;
   timer?: NodeJS.Timeout;
   running: boolean;
@@ -159,6 +165,12 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     return all;
   };
   const add = (kind: Source['kind'], location: string, boundTo?: string): Source => {
+    const source = newSource(kind, location, boundTo);
+    sources.set(location, source);
+    queueMicrotask(() => void run(source));
+    return source;
+  };
+  const newSource = (kind: Source['kind'], location: string, boundTo?: string): Source => {
     let markAttempted = (): void => undefined;
     const firstAttempt = new Promise<void>((resolve) => (markAttempted = resolve));
     const source: Source = {
@@ -179,9 +191,16 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
       waiters: [],
       ...(boundTo === undefined ? {} : { boundTo: new Set([boundTo]) }),
     };
-    sources.set(location, source);
-    queueMicrotask(() => void run(source));
     return source;
+  };
+  /** Feed slots (not polled, so not in `sources`), with the last bytes each pushed. */
+  const feeds = new Map<string, { source: Source; last?: Buffer }>();
+  const applyPushed = async (feed: { source: Source; last?: Buffer }, bytes: Buffer): Promise<'applied' | 'unchanged' | 'refused'> => {
+    feed.last = bytes;
+    const before = new Set(deps.store.crlsOf(feed.source.id).map((c) => c.signatureHex));
+    await applyBytes(feed.source, bytes);
+    if (feed.source.unreadable || feed.source.refused) return 'refused';
+    return deps.store.crlsOf(feed.source.id).some((c) => !before.has(c.signatureHex)) ? 'applied' : 'unchanged';
   };
 
   const applyBytes = (source: Source, bytes: Buffer): Promise<void> =>
@@ -420,7 +439,9 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     isLoading: (url) => sources.get(url)?.attempted === false,
     firstAttempts: (urls) => Promise.all(urls.map((u) => sources.get(u)?.firstAttempt)).then(() => undefined),
     retryUnknownIssuers() {
-      return rerun([...sources.values()].filter((source) => source.waitingForIssuer), false);
+      // A pushed CRL of an issuer learned only now is applied again from the bytes it came in.
+      const feedRetries = [...feeds.values()].filter((f) => f.source.waitingForIssuer && f.last).map((f) => applyPushed(f, f.last!));
+      return Promise.all([rerun([...sources.values()].filter((source) => source.waitingForIssuer), false), ...feedRetries]).then(() => undefined);
     },
     revalidateAll() {
       return rerun([...sources.values()], true);
@@ -432,6 +453,15 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     mayHoldUnloadedCrlOf(issuerName) {
       const hex = Buffer.from(issuerName).toString('hex');
       return configured.some((s) => !s.attempted || s.unreadable || s.unverifiedNames.has(hex));
+    },
+    push(url, bytes) {
+      if (closed) return Promise.resolve('refused');
+      let feed = feeds.get(url);
+      if (feed === undefined) feeds.set(url, (feed = { source: newSource('feed', url) }));
+      return applyPushed(feed, bytes).catch((err: unknown) => {
+        logger.error({ source: feed.source.id, err }, 'pushed CRL failed unexpectedly');
+        return 'refused' as const;
+      });
     },
     close() {
       closed = true;

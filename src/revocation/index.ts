@@ -17,6 +17,7 @@ export { createRevocationChecker } from './checker.js';
 export { computeIssuerKeyHash } from './cert-fields.js';
 export { readPathLengthConstraint } from './cert-extensions.js';
 export { inspectCrlBytes, type CrlLoadFailure } from './crl-load.js';
+export type { CrlFeedStatus, FeedEvent } from './crl-feed.js';
 export type {
   RevocationChecker,
   RevocationDeps,

@@ -2,6 +2,7 @@
  * The public types of the revocation library (re-exported by index.ts).
  */
 import type { X509Certificate } from 'node:crypto';
+import type { CrlFeedStatus, FeedEvent } from './crl-feed.js';
 
 /** What a revocation source says about one certificate. */
 export type RevocationStatus = 'good' | 'revoked' | 'unknown';
@@ -63,6 +64,8 @@ export interface RevocationChecker {
    * issuer not known yet is not failing.
    */
   failingSources(): readonly string[];
+  /** The revocation feed's state; undefined without `feed.url`. */
+  feedStatus(): CrlFeedStatus | undefined;
   /** Stops timers, aborts fetches, drops listeners. Idempotent; never rejects. Later checks answer `unknown`. */
   close(): Promise<void>;
 }
@@ -86,6 +89,8 @@ export interface RevocationObserver {
   crlPolled?(kind: 'file' | 'url', result: 'parsed' | 'not_modified' | 'unchanged' | 'failed'): void;
   /** One OCSP round trip: `ok`, or the failure reason (timeout, http-status, signature, …). */
   ocspExchange?(seconds: number, outcome: string): void;
+  /** The revocation feed connected, lost its stream, or delivered a CRL. */
+  feed?(event: FeedEvent): void;
 }
 
 /** What the checker needs from the composition root. */

@@ -24,6 +24,8 @@ export interface RevocationEnforcement extends TrustConsumer {
   ready(): boolean;
   /** Resolves once configured CRL sources were attempted once (loaded or failed). Never rejects. */
   whenReady(): Promise<void>;
+  /** Why revocation is slower than configured (the feed is down), for /readyz; undefined when not. */
+  degraded(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,9 @@ export function createRevocationEnforcement(
       return 'unknown';
     }
   };
+  // Down from the start until the first connect.
+  let feedLost: { since: number; reason: string } | undefined = options.feed.url === undefined ? undefined : { since: Date.now(), reason: 'not connected yet' };
+  if (options.feed.url !== undefined) m.feedConnected.set(0);
   const checker: RevocationChecker = createRevocationChecker(options, {
     trustedCas: deps.trustedCas,
     logger: logger.child({ component: 'revocation' }),
@@ -70,6 +75,22 @@ export function createRevocationEnforcement(
       ocspExchange(seconds, outcome) {
         m.ocspRequestDuration.observe(seconds);
         if (outcome !== 'ok') m.ocspErrors.inc({ kind: outcome });
+      },
+      feed(e) {
+        if (e.type === 'connected') {
+          feedLost = undefined;
+          m.feedConnected.set(1);
+          logger.info({ event: 'revocation_feed_connected', url: options.feed.url }, 'revocation feed connected');
+        } else if (e.type === 'disconnected') {
+          feedLost ??= { since: Date.now(), reason: e.reason };
+          feedLost.reason = e.reason;
+          m.feedConnected.set(0);
+          m.feedDisconnects.inc();
+          logger.warn({ event: 'revocation_feed_lost', url: options.feed.url, reason: e.reason, retryInMs: e.retryInMs }, 'revocation feed down; CRL polling and OCSP continue');
+        } else {
+          m.feedEvents.inc({ outcome: e.outcome });
+          if (e.outcome === 'refused') logger.warn({ event: 'revocation_feed_refused', url: options.feed.url, id: e.id }, 'revocation feed sent a CRL that did not verify; the previous CRL stays');
+        }
       },
     },
   });
@@ -135,6 +156,7 @@ export function createRevocationEnforcement(
       timer.unref();
     },
     ready: () => isReady && checker.failingSources().length === 0,
+    degraded: () => (feedLost === undefined ? undefined : `revocation feed down since ${new Date(feedLost.since).toISOString()} (${feedLost.reason}); CRL polling and OCSP continue`),
     whenReady: () => readyPromise,
     async close() {
       clearInterval(timer);

@@ -32,6 +32,8 @@ export interface RunningSidecar {
   readonly metrics: Metrics;
   /** What `/readyz` checks for this process; a worker reports them to the primary, which serves them. */
   readonly readiness: Readonly<Record<string, ReadinessCheck>>;
+  /** What works worse than configured now (e.g. `revocationFeed`), for `/readyz`'s `degraded`; never gates. */
+  degraded(): Record<string, string>;
   /** Takes another worker's path hint. Never throws; a no-op without `publishPathHint`. */
   receivePathHint(leafFingerprint: string, ders: readonly Buffer[]): void;
   /** Re-reads the TLS material now (SIGHUP). Never throws: a failure keeps the old material. */
@@ -143,6 +145,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     notDraining: () => !draining,
     ...(revocation ? { revocationSourcesLoaded: () => revocation.ready() } : {}),
   };
+  const degraded = (): Record<string, string> => {
+    const feed = revocation?.degraded();
+    return feed === undefined ? {} : { revocationFeed: feed };
+  };
   let admin: AdminServer | undefined;
   if (config.admin.enabled && options.admin !== false) {
     try {
@@ -151,6 +157,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
         port: config.admin.port,
         metrics: { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() },
         readiness,
+        degraded,
       });
     } catch (cause) {
       server.close();
@@ -172,6 +179,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     logger,
     metrics,
     readiness,
+    degraded,
     receivePathHint: (leafFingerprint, ders) => hints?.receive(leafFingerprint, ders),
     reload: (trigger = 'signal') => reloader.reload(trigger, true),
     get draining() {

@@ -558,6 +558,7 @@ const REQUIRED_ALERTS = [
   'MtlsCrlNotRefreshed',
   'MtlsCrlRefreshFailing',
   'MtlsOcspResponderFailing',
+  'MtlsRevocationFeedDown',
   'MtlsUpstreamErrors',
   'MtlsReloadFailing',
   'MtlsSidecarDown',
@@ -842,6 +843,17 @@ const SCENARIOS: Scenario[] = [
       [`mtls_ocsp_request_duration_seconds_count{job="healthy",instance="y"}`]: '0+600x40',
     },
     expect: [{ at: '25m', alert: 'MtlsOcspResponderFailing', firing: [{ ...job, severity: 'warning' }, { job: 'dead', severity: 'warning' }] }],
+  },
+  {
+    name: 'a feed down for 5 minutes alerts; a reconnect within a minute does not',
+    series: {
+      [`mtls_revocation_feed_connected{${I1}}`]: '1 0x10',
+      [`mtls_revocation_feed_connected{${I2}}`]: '1 0 1x10',
+    },
+    expect: [
+      { at: '4m', alert: 'MtlsRevocationFeedDown', firing: [] },
+      { at: '8m', alert: 'MtlsRevocationFeedDown', firing: [{ ...inst(1), severity: 'warning' }] },
+    ],
   },
   {
     name: 'upstream refused at 10 % of requests alerts; a trickle of resets does not',

@@ -36,6 +36,7 @@ const DEFAULTS = {
     clockSkewSeconds: 300,
     nonce: false,
   },
+  feed: { idleTimeoutSeconds: 45, reconnectMinMs: 500, reconnectMaxMs: 30_000 },
 };
 
 t.test('an empty slice gets every default', async (t) => {

@@ -5,11 +5,13 @@
  *                             matching If-None-Match / If-Modified-Since
  *   POST /ocsp                RFC 6960 request body (application/ocsp-request)
  *   GET  /ocsp/{base64}       the GET form of RFC 6960 appendix A.1
+ *   GET  /v1/crl/feed         each newly signed CRL as a Server-Sent Event (revocation-feed.ts)
  *   GET  /v1/pins             the signed pin set
  *   GET  /healthz
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PublishedCrl } from '../crl-publisher.js';
+import type { RevocationFeed } from '../revocation-feed.js';
 import { reject } from '../rejections.js';
 import { isNotModified } from './conditional-get.js';
 import { pathOf, readBody, sendJson, sendRejection } from './http-io.js';
@@ -28,12 +30,14 @@ const MAX_OCSP_REQUEST_BYTES = 8_192;
 const CRL_CACHE_CONTROL = 'no-cache';
 
 export interface PublishApiOptions {
-  readonly crl: () => Promise<Pick<PublishedCrl, 'der' | 'thisUpdate' | 'etag' | 'thisUpdateShared'>>;
+  readonly crl: () => Promise<Pick<PublishedCrl, 'der' | 'thisUpdate' | 'etag' | 'thisUpdateShared' | 'crlNumber'>>;
   readonly ocsp: (requestDer: Uint8Array) => Promise<Buffer>;
   readonly pins?: PinSetSource;
   readonly observe: RouteObserver;
   /** The CA's clock (an If-Modified-Since after it is ignored). */
   readonly now?: () => Date;
+  /** The revocation feed (`GET /v1/crl/feed`, Server-Sent Events); see revocation-feed.ts. */
+  readonly feed?: Pick<RevocationFeed, 'subscribe'>;
 }
 
 /** Builds the request handler. Never throws; OCSP errors are OCSP error responses, not HTTP 500s. */
@@ -57,6 +61,16 @@ export function createPublishApi(o: PublishApiOptions): (req: IncomingMessage, r
           done.failed(err);
           sendRejection(res, reject('internal_error', 'no CRL is available'));
         },
+      );
+      return;
+    }
+    if (path === '/v1/crl/feed' && req.method === 'GET' && o.feed) {
+      o.observe('feed', res);
+      const feed = o.feed;
+      // Subscribers get the current CRL at once (unless they hold it): one is signed at start-up.
+      o.crl().then(
+        (crl) => feed.subscribe(req, res, crl),
+        () => feed.subscribe(req, res, undefined),
       );
       return;
     }

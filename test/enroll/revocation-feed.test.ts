@@ -1,0 +1,91 @@
+// The CA's revocation feed over real HTTP: the current CRL at subscribe time unless the cursor
+// holds it, every newer one pushed, a cursor from the future not believed, heartbeats, 503 at
+// capacity, and a subscriber that stops reading cut off instead of buffered without bound.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import t from 'tap';
+import { createRevocationFeed, type RevocationFeedOptions } from '../../src/enroll/revocation-feed.js';
+
+const crl = (n: bigint, size = 8) => ({ der: Buffer.alloc(size, Number(n % 250n)), crlNumber: n });
+
+async function serve(options: Partial<RevocationFeedOptions>, current: () => ReturnType<typeof crl>) {
+  const feed = createRevocationFeed({ heartbeatMs: 60_000, maxSubscribers: 10, maxBufferedBytes: 1 << 20, ...options });
+  const server = http.createServer((req, res) => feed.subscribe(req, res, current()));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/crl/feed`;
+  return {
+    feed,
+    url,
+    close: () => new Promise<void>((r) => (feed.close(), server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
+/** Reads the stream into `text` as it arrives. */
+function listen(url: string, headers: Record<string, string> = {}) {
+  const got = { status: 0, text: '', req: undefined as unknown as http.ClientRequest };
+  got.req = http.get(url, { headers }, (res) => {
+    got.status = res.statusCode ?? 0;
+    res.setEncoding('utf8');
+    res.on('data', (d: string) => (got.text += d));
+    res.on('error', () => undefined);
+  });
+  got.req.on('error', () => undefined);
+  return got;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ids = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => m[1]);
+
+t.test('current CRL on subscribe, newer ones pushed, older or held ones not', async (t) => {
+  let current = crl(5n);
+  const s = await serve({}, () => current);
+  t.teardown(s.close);
+  const fresh = listen(s.url);
+  const holding = listen(s.url, { 'last-event-id': '5' });
+  const future = listen(`${s.url}?after=900`);
+  await sleep(100);
+  t.equal(fresh.status, 200);
+  t.same(ids(fresh.text), ['5'], 'a new subscriber gets the current CRL at once');
+  t.same(ids(holding.text), [], 'one holding it gets nothing yet');
+  t.same(ids(future.text), ['5'], 'a cursor past the current CRL is not believed');
+  current = crl(6n);
+  s.feed.publish(current);
+  s.feed.publish(crl(4n));
+  await sleep(100);
+  t.same(ids(fresh.text), ['5', '6']);
+  t.same(ids(holding.text), ['6'], 'an older CRL is never sent after a newer one');
+  t.match(fresh.text, /event: crl\ndata: BgYGBgYGBgY=\n\n/, 'the data is the CRL, base64');
+  t.equal(s.feed.size(), 3);
+});
+
+t.test('heartbeats; 503 with Retry-After past maxSubscribers', async (t) => {
+  const s = await serve({ heartbeatMs: 50, maxSubscribers: 1 }, () => crl(1n));
+  t.teardown(s.close);
+  const one = listen(s.url);
+  await sleep(30);
+  const two = listen(s.url);
+  await sleep(200);
+  t.match(one.text, /: heartbeat\n\n/);
+  t.equal(two.status, 503, 'the second is refused');
+});
+
+t.test('a subscriber that does not read is cut off, the others keep receiving', async (t) => {
+  const dropped: string[] = [];
+  const s = await serve({ maxBufferedBytes: 64 * 1024, onDropped: (why) => dropped.push(why) }, () => crl(1n));
+  t.teardown(s.close);
+  const reader = listen(s.url);
+  // A raw socket that sends the request and never reads a byte.
+  const { connect } = await import('node:net');
+  const stalled = connect(Number(new URL(s.url).port), '127.0.0.1', () => stalled.write('GET /v1/crl/feed HTTP/1.1\r\nHost: x\r\n\r\n'));
+  stalled.pause();
+  stalled.on('error', () => undefined);
+  await sleep(100);
+  t.equal(s.feed.size(), 2);
+  for (let n = 2n; n < 200n && dropped.length === 0; n++) {
+    s.feed.publish(crl(n, 256 * 1024));
+    await sleep(5);
+  }
+  t.same(dropped, ['slow'], 'the stalled subscriber was cut off');
+  t.equal(s.feed.size(), 1, 'the reader is still subscribed');
+  t.ok(ids(reader.text).length > 2, 'and still receiving');
+  stalled.destroy();
+});
