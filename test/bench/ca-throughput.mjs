@@ -5,56 +5,30 @@
  *
  *   npm run build && node test/bench/ca-throughput.mjs [--quick]
  *
- * The CA runs in its own process (forked from this file with --serve) so the load generator does
- * not share its event loop; everything is on 127.0.0.1; each window is bounded in time and count.
+ * The CA runs in its own process (bench-ca.mjs) so the load generator does not share its event
+ * loop; everything is on 127.0.0.1; each window is bounded in time and count.
  * Codes and CSRs are made before the clock starts, so issuance measures the CA's work: parse and
  * check the CSR, check the code, sign, and commit to SQLite (synchronous=FULL) before answering.
  * Prints a table and writes JSON to test/bench/results/ca-throughput-<time>.json.
  */
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { initBenchCa, startBenchCa } from './bench-ca.mjs';
 
 const dist = new URL('../../dist/', import.meta.url);
-const { loadCaConfigFile } = await import(new URL('config/index.js', dist).href);
-const { initCa, runCa } = await import(new URL('enroll/index.js', dist).href);
 
-if (process.argv[2] === '--serve') {
-  const { pino } = await import('pino');
-  const ca = await runCa(loadCaConfigFile(process.argv[3]), { logger: pino({ level: 'silent' }) });
-  process.send({ enrollUrl: ca.enrollUrl, adminUrl: ca.adminUrl, publishUrl: ca.publishUrl });
-  process.on('message', () => ca.close().then(() => process.exit(0)));
-} else {
-  await main();
-}
+await main();
 
 async function main() {
   const quick = process.argv.includes('--quick');
   const windowMs = quick ? 3_000 : 10_000;
   const { createCsr, generateKey } = await import(new URL('pki/index.js', dist).href);
   const dir = mkdtempSync(join(tmpdir(), 'mtls-ca-bench-'));
-  const publishPort = await freePort();
-  await initCa({ dir, name: 'Bench', algorithm: 'p256', hostnames: ['localhost'], publishBaseUrl: `http://127.0.0.1:${publishPort}` });
-  const configFile = join(dir, 'ca.yaml');
-  const config = parse(readFileSync(configFile, 'utf8'));
-  config.enroll.listen = { host: '127.0.0.1', port: await freePort() };
-  config.admin.listen = { host: '127.0.0.1', port: await freePort() };
-  config.publish.listen = { host: '127.0.0.1', port: publishPort };
-  config.enroll.rateLimit = { perMinute: 1_000_000, burst: 1_000_000 };
-  config.log = { level: 'silent' };
-  writeFileSync(configFile, stringify(config));
-
-  const child = fork(new URL(import.meta.url).pathname, ['--serve', configFile], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const urls = await new Promise((resolve, reject) => {
-    child.once('message', resolve);
-    child.once('exit', (code) => reject(new Error(`CA exited (${code})`)));
-  });
-  const stop = () => child.connected && child.send('stop');
+  const { urls, stop } = await startBenchCa((await initBenchCa(dir)).configFile);
   process.on('SIGINT', () => {
     stop();
     process.exit(130);
@@ -195,19 +169,8 @@ async function main() {
   const file = join(results, `ca-throughput-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify({ quick, windowMs, node: process.version, cpus: cpus().length, rows, revocationToCrlMs: crlMs }, null, 2));
   console.log(`\nJSON: ${file}`);
-  stop();
   tlsAgent.destroy();
   plainAgent.destroy();
-  await new Promise((r) => child.once('exit', r));
+  await stop();
   rmSync(dir, { recursive: true, force: true });
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
