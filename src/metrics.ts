@@ -58,7 +58,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     }),
     connectionsClosed: new Counter({
       name: 'mtls_connections_closed_total',
-      help: 'Verified client connections the sidecar closed after their handshake, by reason: expired (a certificate of the path expired), revoked (one was revoked since) or untrusted (a CA of the path was removed from the bundle by a reload).',
+      help: 'Verified client connections the sidecar closed after their handshake, by reason: expired (a certificate of the path expired), revoked (one was revoked since), revocation_unknown (its status became unknown under onUnknown: fail-closed) or untrusted (a CA of the path was removed from the bundle by a reload).',
       labelNames: ['reason'],
       registers: r,
     }),

@@ -15,9 +15,10 @@
  *
  * A subscriber resumes with `Last-Event-ID` (or `?after=`): it gets the current CRL at once unless
  * it already holds that number. Comments (`: heartbeat`) every `heartbeatMs` let both ends notice a
- * dead connection. A subscriber that does not read (more than `maxBufferedBytes` queued) is cut
- * off: it reconnects with its cursor and loses nothing, while a stalled reader can not make the CA
- * hold one copy of every CRL for it.
+ * dead connection. A subscriber that does not read — more than 64 KiB of an earlier event still
+ * unsent when the next CRL comes, or more than `maxBufferedBytes` queued — is cut off: it reconnects with its cursor and
+ * loses nothing, while a stalled reader cannot make the CA queue CRL after CRL for it. Each event
+ * is encoded once and shared by every subscriber's queue.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PublishedCrl } from './crl-publisher.js';
@@ -54,6 +55,9 @@ interface Subscriber {
   held: bigint;
 }
 
+/** Unsent bytes at the next publish that mark a subscriber as not reading (a reader drains within ms). */
+const UNREAD_BYTES = 64 * 1024;
+
 /** Creates the feed. Its heartbeat timer is unref'd. */
 export function createRevocationFeed(options: RevocationFeedOptions): RevocationFeed {
   const subscribers = new Set<Subscriber>();
@@ -64,13 +68,14 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
   let closed = false;
 
   /** Writes, or cuts off a subscriber whose queue is over budget. */
-  function write(s: Subscriber, text: string): void {
-    if (s.res.writableLength > options.maxBufferedBytes) {
-      drop(s);
-      options.onDropped?.('slow');
-      return;
-    }
-    s.res.write(text);
+  function write(s: Subscriber, chunk: string | Buffer): void {
+    if (s.res.writableLength > options.maxBufferedBytes) return slow(s);
+    s.res.write(chunk);
+  }
+
+  function slow(s: Subscriber): void {
+    drop(s);
+    options.onDropped?.('slow');
   }
 
   function drop(s: Subscriber): void {
@@ -78,10 +83,18 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
     s.res.destroy();
   }
 
+  // The event of the newest CRL, encoded once: every subscriber's queue references this one
+  // Buffer (a copy per subscriber let stalled readers pin subscribers x CRL of memory).
+  let frame: { crlNumber: bigint; bytes: Buffer } | undefined;
+  function frameOf(crl: FeedCrl): Buffer {
+    if (frame?.crlNumber !== crl.crlNumber) frame = { crlNumber: crl.crlNumber, bytes: Buffer.from(`id: ${crl.crlNumber}\nevent: crl\ndata: ${crl.der.toString('base64')}\n\n`) };
+    return frame.bytes;
+  }
+
   function send(s: Subscriber, crl: FeedCrl): void {
     if (crl.crlNumber <= s.held) return;
     s.held = crl.crlNumber;
-    write(s, `id: ${crl.crlNumber}\nevent: crl\ndata: ${crl.der.toString('base64')}\n\n`);
+    write(s, frameOf(crl));
   }
 
   return {
@@ -113,7 +126,12 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
       if (current) send(s, current);
     },
     publish(crl) {
-      for (const s of subscribers) send(s, crl);
+      for (const s of subscribers) {
+        // Still holding unsent bytes of an earlier event: it is not reading. Cut it off now rather
+        // than queue another CRL behind the last (it reconnects with its cursor and loses nothing).
+        if (s.res.writableLength > UNREAD_BYTES && crl.crlNumber > s.held) slow(s);
+        else send(s, crl);
+      }
     },
     size: () => subscribers.size,
     close() {

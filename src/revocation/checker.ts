@@ -177,6 +177,15 @@ export function createRevocationChecker(options: RevocationOptions, deps: Revoca
           if (rerunning !== undefined) await rerunning;
           if (!caHasSource(derived, issuer)) return { status: 'good', method: 'none', cached: true, detail: 'no CRL or OCSP source covers this CA certificate' };
         }
+        // A CRL we hold that lists the certificate refuses it whatever the method order: with
+        // ocsp-then-crl a cached (or, responder blocked, held) OCSP good must not outvote it.
+        if (methods[0] !== 'crl' && methods.includes('crl')) {
+          const listed = store.lookup(issuer.keyHash, leaf.serialKey, facts, now());
+          if (listed.status === 'revoked') {
+            events.note({ issuerKeyHash: issuer.keyHash, serialKey: leaf.serialKey, serialHex: leaf.serialHex, facts }, 'revoked');
+            return { status: 'revoked', method: 'crl', cached: true, detail: listed.detail };
+          }
+        }
         const tried: RevocationResult[] = [];
         for (const method of methods) {
           const r = method === 'crl' ? await checkCrl(leaf, facts, issuer) : await checkOcsp(leaf, issuer);

@@ -170,10 +170,16 @@ export interface SseEvent {
  * An incremental parser of the text/event-stream format (WHATWG HTML §9.2.6): lines end in LF,
  * CRLF or CR; `field: value` with one optional space; `data` lines join with LF; a blank line
  * dispatches; comments start with `:`. Throws a SidecarError once one event exceeds `maxEventBytes`.
+ *
+ * Linear in the bytes received: each chunk is scanned once, and a line that spans chunks is kept
+ * as pieces joined once at its end (rescanning or re-concatenating the pending text on every
+ * chunk made one long line quadratic: a stream of `data: AAAA…` could stall the event loop).
  */
 export function createSseParser(maxEventBytes: number): { push(chunk: Uint8Array): SseEvent[] } {
   const decoder = new TextDecoder();
-  let buffer = '';
+  const lineEnd = /\r\n|\r|\n/g;
+  let pieces: string[] = [];
+  let pending = 0;
   let type = '';
   let data: string[] = [];
   let size = 0;
@@ -181,26 +187,31 @@ export function createSseParser(maxEventBytes: number): { push(chunk: Uint8Array
   let lastId: string | undefined;
   let skipLf = false;
 
+  const tooLarge = () => new SidecarError('ERR_REVOCATION_SOURCE', 'feed-too-large', `an event exceeds ${maxEventBytes} bytes`);
+
   return {
     push(chunk) {
-      buffer += decoder.decode(chunk, { stream: true });
+      let text = decoder.decode(chunk, { stream: true });
+      // A CR ended the previous chunk: an LF opening this one belongs to it (CRLF split in two).
+      if (skipLf && text.charCodeAt(0) === 10) text = text.slice(1);
+      skipLf = false;
       const out: SseEvent[] = [];
       let start = 0;
-      for (let i = 0; i < buffer.length; i++) {
-        const c = buffer.charCodeAt(i);
-        if (c === 10 && skipLf) {
-          skipLf = false;
-          start = i + 1;
-          continue;
-        }
-        skipLf = false;
-        if (c !== 10 && c !== 13) continue;
-        skipLf = c === 13;
-        line(buffer.slice(start, i), out);
-        start = i + 1;
+      lineEnd.lastIndex = 0;
+      for (let m = lineEnd.exec(text); m !== null; m = lineEnd.exec(text)) {
+        pieces.push(text.slice(start, m.index));
+        const whole = pieces.length === 1 ? pieces[0]! : pieces.join('');
+        pieces = [];
+        pending = 0;
+        line(whole, out);
+        start = m.index + m[0].length;
+        if (m[0] === '\r' && start === text.length) skipLf = true;
       }
-      buffer = buffer.slice(start);
-      if (buffer.length + size > maxEventBytes) throw new SidecarError('ERR_REVOCATION_SOURCE', 'feed-too-large', `an event exceeds ${maxEventBytes} bytes`);
+      if (start < text.length) {
+        pieces.push(start === 0 ? text : text.slice(start));
+        pending += text.length - start;
+      }
+      if (pending + size > maxEventBytes) throw tooLarge();
       return out;
     },
   };
@@ -222,7 +233,7 @@ export function createSseParser(maxEventBytes: number): { push(chunk: Uint8Array
     if (value.startsWith(' ')) value = value.slice(1);
     if (field === 'data') {
       size += value.length + 1;
-      if (size > maxEventBytes) throw new SidecarError('ERR_REVOCATION_SOURCE', 'feed-too-large', `an event exceeds ${maxEventBytes} bytes`);
+      if (size > maxEventBytes) throw tooLarge();
       data.push(value);
     } else if (field === 'event') type = value;
     else if (field === 'id' && !value.includes('\0')) id = value;

@@ -108,12 +108,17 @@ export function createRevocationEnforcement(
   let generation = 0;
   checker.onRevoked(() => generation++);
 
-  function closeConnections(pipeline: Pipeline, match: (id: VerifiedIdentity) => boolean, why: string): void {
+  function closeConnections(pipeline: Pipeline, match: (id: VerifiedIdentity) => boolean, why: string, status: 'revoked' | 'unknown' = 'revoked'): void {
     const sockets = pipeline.connectionsOf(match);
     if (sockets.length === 0) return;
     for (const socket of sockets) socket.destroy();
-    m.connectionsClosed.inc({ reason: 'revoked' }, sockets.length);
-    logger.warn({ event: 'revoked_connections_closed', count: sockets.length, detail: why }, 'closed connections of a certificate revoked since it connected');
+    if (status === 'revoked') {
+      m.connectionsClosed.inc({ reason: 'revoked' }, sockets.length);
+      logger.warn({ event: 'revoked_connections_closed', count: sockets.length, detail: why }, 'closed connections of a certificate revoked since it connected');
+    } else {
+      m.connectionsClosed.inc({ reason: 'revocation_unknown' }, sockets.length);
+      logger.warn({ event: 'unknown_connections_closed', count: sockets.length, detail: why }, 'closed connections whose revocation status became unknown (onUnknown: fail-closed)');
+    }
   }
 
   /** True if the certificate `serialHex` of the issuer with `issuerKeyHash` is in this path below its root. */
@@ -148,7 +153,11 @@ export function createRevocationEnforcement(
           const certs = id.path.certificates;
           for (let i = 0; i + 1 < certs.length; i++) {
             void checker.check(certs[i]!, certs[i + 1]!, i === 0 ? 'leaf' : 'ca').then((r) => {
-              if (r.status === 'revoked') closeConnections(pipeline, (other) => other.fingerprintSha256 === id.fingerprintSha256, r.detail ?? 'revoked');
+              const same = (other: VerifiedIdentity) => other.fingerprintSha256 === id.fingerprintSha256;
+              if (r.status === 'revoked') closeConnections(pipeline, same, r.detail ?? 'revoked');
+              // Fail-closed refuses a new connection whose status is unknown (a held OCSP good that
+              // expired while the responder is unreachable, a stale CRL): an open one must not outlive it.
+              else if (r.status === 'unknown' && options.onUnknown === 'fail-closed') closeConnections(pipeline, same, r.detail ?? 'unknown', 'unknown');
             });
           }
         }

@@ -89,3 +89,29 @@ t.test('a subscriber that does not read is cut off, the others keep receiving', 
   t.ok(ids(reader.text).length > 2, 'and still receiving');
   stalled.destroy();
 });
+
+// Found by review: each stalled subscriber was cut off only past maxBufferedBytes (8 MiB), with
+// its own copy of every CRL queued meanwhile: 40 readers that never read pinned ~300 MiB.
+t.test('stalled subscribers are cut off at the next CRL, and share one copy of each event', async (t) => {
+  const dropped: string[] = [];
+  const s = await serve({ maxSubscribers: 100, maxBufferedBytes: 8 * 1024 * 1024, onDropped: (why) => dropped.push(why) }, () => crl(1n));
+  t.teardown(s.close);
+  const { connect } = await import('node:net');
+  const stalled = Array.from({ length: 20 }, () => {
+    const c = connect(Number(new URL(s.url).port), '127.0.0.1', () => c.write('GET /v1/crl/feed HTTP/1.1\r\nHost: x\r\n\r\n'));
+    c.pause();
+    c.on('error', () => undefined);
+    return c;
+  });
+  t.teardown(() => stalled.forEach((c) => c.destroy()));
+  const reader = listen(s.url);
+  for (let i = 0; i < 300 && s.feed.size() < 21; i++) await sleep(10);
+  t.equal(s.feed.size(), 21, "all subscribed");
+  for (let n = 2n; n <= 6n; n++) {
+    s.feed.publish(crl(n, 1024 * 1024)); // 1.3 MiB events: more than a socket buffer takes
+    await sleep(50);
+  }
+  t.equal(s.feed.size(), 1, 'only the reader is left');
+  t.equal(dropped.length, 20, 'each stalled subscriber was cut off as slow');
+  t.same(ids(reader.text).slice(-2), ['5', '6'], 'the reader got every CRL');
+});

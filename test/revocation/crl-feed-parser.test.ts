@@ -31,3 +31,23 @@ t.test('an id with NUL is ignored; an event over the limit throws a typed error'
   const q = createSseParser(16);
   t.throws(() => q.push(bytes('data: '.padEnd(64, 'A'))), { code: 'ERR_REVOCATION_SOURCE', reason: 'feed-too-large' }, 'an unterminated line is bounded too');
 });
+
+// Found by review: the pending text was rescanned and re-joined on every chunk, so one long
+// `data:` line (a big CRL, or anyone on the plain-HTTP path) cost quadratic CPU on the event loop.
+t.test('one long data line costs time linear in its size', async (t) => {
+  const cost = (total: number): number => {
+    const p = createSseParser(200_000_000);
+    const chunk = bytes('A'.repeat(16_384));
+    p.push(bytes('id: 1\nevent: crl\ndata: '));
+    const started = performance.now();
+    for (let n = 0; n < total; n += chunk.length) p.push(chunk);
+    const events = p.push(bytes('\n\n'));
+    t.equal(events[0]?.data.length, Math.ceil(total / chunk.length) * chunk.length);
+    return performance.now() - started;
+  };
+  cost(1_000_000); // warm up
+  const small = cost(2_000_000);
+  const big = cost(8_000_000);
+  // Linear is ~4x; quadratic was ~16x and more (4 MB took 3 s).
+  t.ok(big < Math.max(8 * small, 300), `2 MB ${small.toFixed(0)} ms, 8 MB ${big.toFixed(0)} ms`);
+});
