@@ -14,11 +14,10 @@
  * - Failures (timeout, HTTP error, bad response) are cached as `unknown` for negativeCacheSeconds
  *   so a dead responder is not asked again on every handshake; a responder's own "unknown" is
  *   capped to the same short time (it may learn about the certificate soon).
- * - A failed re-ask never replaces a still-valid verified answer: the held answer keeps being
- *   served (fail-closed starts only once it expires), and the responder is asked again at most
- *   once per negativeCacheSeconds for that certificate. So a `good` older than maxGoodAge is
- *   served only within negativeCacheSeconds of a failed re-ask; after that the next check asks
- *   again, and past maxGoodAge waits for it (timeoutMs at most) like any other.
+ * - A failed re-ask never replaces a still-valid verified answer, and the responder is asked again
+ *   at most once per negativeCacheSeconds for that certificate. But a `good` is never trusted past
+ *   maxGoodAge: once a re-ask failed, it answers `unknown` (onUnknown decides: fail-closed by
+ *   default), so blocking the responder cannot keep a revoked device in. A held `revoked` stays.
  * - Single flight: concurrent checks of one certificate share one request.
  * - Refresh ahead: a hit past 75% of the trusted time (maxGoodAge for `good`, the lifetime
  *   otherwise) returns the cached answer and re-asks in the background, so a certificate in
@@ -206,12 +205,10 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
           if (t >= hit.refreshAt && t >= (hit.retryAt ?? t)) void refresh(key, leaf, issuer, url);
           return { status: hit.status, cached: true, detail: hit.detail };
         }
-        // A good past maxGoodAge: served without asking only while a re-ask failed recently;
-        // otherwise the check waits for the responder.
-        if (hit.retryAt !== undefined && t < hit.retryAt) return { status: hit.status, cached: true, detail: describe(hit, t) };
+        // Past maxGoodAge while a re-ask failed recently: not asked again yet (negative cache).
+        if (hit.retryAt !== undefined && t < hit.retryAt) return answerOf(hit, t, true);
       }
-      const entry = await refresh(key, leaf, issuer, url);
-      return { status: entry.status, cached: false, detail: describe(entry, now()) };
+      return answerOf(await refresh(key, leaf, issuer, url), now(), false);
     },
     close() {
       closed = true;
@@ -221,10 +218,18 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
   };
 }
 
-/** The entry's detail, saying when a held answer is served past its trusted time. */
-function describe(entry: Entry, t: number): string {
-  if (t < entry.trustedUntil || entry.receivedAt === undefined) return entry.detail;
-  return `${entry.detail} (held ${Math.round((t - entry.receivedAt) / 1000)} s: re-asking the responder failed)`;
+/**
+ * What a check answers from `entry` at `t`. A `good` older than maxGoodAge (its re-ask failed: the
+ * responder is down, or someone on the plain-HTTP path drops the exchange) is no longer trusted:
+ * `unknown`, so onUnknown decides (fail-closed by default) — holding it until nextUpdate let a
+ * revoked device in for up to maxCacheTtlSeconds while the responder was blocked. A held
+ * `revoked` stays revoked (revocation is final).
+ */
+function answerOf(entry: Entry, t: number, cached: boolean): OcspResult {
+  if (t < entry.trustedUntil || entry.receivedAt === undefined) return { status: entry.status, cached, detail: entry.detail };
+  const age = Math.round((t - entry.receivedAt) / 1000);
+  if (entry.status === 'good') return { status: 'unknown', cached, detail: `ocsp-stale-good: the last good is ${age} s old (over ocsp.maxGoodAgeSeconds) and re-asking the responder failed` };
+  return { status: entry.status, cached, detail: `${entry.detail} (held ${age} s: re-asking the responder failed)` };
 }
 
 function responderUrlOf(leaf: CertFields): string | undefined {
