@@ -98,7 +98,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
       registers: r,
     }),
     feedConnected: new Gauge({ name: 'mtls_revocation_feed_connected', help: "1 while the device CA's revocation feed is connected (the lowest over workers: 0 if any worker lost it); absent without revocation.feed.url.", aggregator: 'min', registers: r }),
-    feedEvents: new Counter({ name: 'mtls_revocation_feed_events_total', help: 'CRLs received on the revocation feed, by outcome: applied, unchanged (already held) or refused (did not verify; the previous CRL stays).', labelNames: ['outcome'], registers: r }),
+    feedEvents: new Counter({ name: 'mtls_revocation_feed_events_total', help: 'CRLs received on the revocation feed, by outcome: applied, unchanged (already held), waiting (its issuer is not known yet; applied once it is) or refused (did not verify; the previous CRL stays).', labelNames: ['outcome'], registers: r }),
     feedDisconnects: new Counter({ name: 'mtls_revocation_feed_disconnects_total', help: 'Revocation feed streams lost or refused (each followed by a reconnect with backoff); polling and OCSP keep running meanwhile.', registers: r }),
     serverCertExpiry: new Gauge({ name: 'mtls_server_cert_expiry_timestamp_seconds', help: 'notAfter of the serving certificate (Unix time; the earliest over workers).', aggregator: 'min', registers: r }),
     caCertExpiry: new Gauge({ name: 'mtls_ca_cert_expiry_timestamp_seconds', help: 'notAfter of each CA in the client CA bundle (Unix time; the earliest over workers).', labelNames: ['ca'], aggregator: 'min', registers: r }),

@@ -85,6 +85,7 @@ const publishSchema = z.strictObject({
     .strictObject({
       heartbeatSeconds: int(1, 300).default(15).describe('a comment line this often keeps idle streams alive and lets both ends see a dead one'),
       maxSubscribers: int(1, 1_000_000).default(10_000).describe('feed streams served at once; more are answered 503 (they keep polling the CRL)'),
+      maxSubscribersPerAddress: int(1, 1_000_000).default(256).describe('feed streams one client address may hold, so one client cannot take every slot'),
       maxBufferedBytes: int(65_536, 1024 * 1024 * 1024).default(8 * 1024 * 1024).describe('bytes queued for one subscriber that does not read before it is cut off (it reconnects and loses nothing)'),
     })
     .prefault({})

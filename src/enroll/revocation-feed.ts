@@ -15,8 +15,9 @@
  *
  * A subscriber resumes with `Last-Event-ID` (or `?after=`): it gets the current CRL at once unless
  * it already holds that number. Comments (`: heartbeat`) every `heartbeatMs` let both ends notice a
- * dead connection. A subscriber that does not read — more than 64 KiB of an earlier event still
- * unsent when the next CRL comes, or more than `maxBufferedBytes` queued — is cut off: it reconnects with its cursor and
+ * dead connection. A subscriber that does not read — still a whole CRL behind when the next
+ * comes (more than its last event plus 64 KiB unsent), or more than `maxBufferedBytes` queued —
+ * is cut off: it reconnects with its cursor and
  * loses nothing, while a stalled reader cannot make the CA queue CRL after CRL for it. Each event
  * is encoded once and shared by every subscriber's queue.
  */
@@ -30,6 +31,8 @@ export interface RevocationFeedOptions {
   readonly heartbeatMs: number;
   /** Subscribers beyond this are answered 503 (with Retry-After): one CA replica's budget. */
   readonly maxSubscribers: number;
+  /** Streams one client address may hold, so a single client cannot take every slot. */
+  readonly maxSubscribersPerAddress: number;
   /** Bytes queued for one subscriber before it is cut off. */
   readonly maxBufferedBytes: number;
   /** Told when a subscriber is cut off for not reading, or refused for capacity. Must not throw. */
@@ -52,15 +55,26 @@ export interface RevocationFeed {
 /** What a subscriber holds: the number of the last CRL sent to it (-1n: none). */
 interface Subscriber {
   readonly res: ServerResponse;
+  readonly address: string;
   held: bigint;
+  /** Size of the last event queued for it. */
+  lastFrameBytes: number;
 }
 
-/** Unsent bytes at the next publish that mark a subscriber as not reading (a reader drains within ms). */
+/** Slack over one whole event (heartbeats, the tail of an earlier one) before a subscriber counts as a CRL behind. */
 const UNREAD_BYTES = 64 * 1024;
 
 /** Creates the feed. Its heartbeat timer is unref'd. */
 export function createRevocationFeed(options: RevocationFeedOptions): RevocationFeed {
   const subscribers = new Set<Subscriber>();
+  const perAddress = new Map<string, number>();
+  const forget = (s: Subscriber): void => {
+    if (!subscribers.delete(s)) return;
+    const n = (perAddress.get(s.address) ?? 1) - 1;
+    if (n > 0) perAddress.set(s.address, n);
+    else perAddress.delete(s.address);
+    options.onSize?.(subscribers.size);
+  };
   const heartbeat = setInterval(() => {
     for (const s of subscribers) write(s, ': heartbeat\n\n');
   }, options.heartbeatMs);
@@ -79,7 +93,7 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
   }
 
   function drop(s: Subscriber): void {
-    if (subscribers.delete(s)) options.onSize?.(subscribers.size);
+    forget(s);
     s.res.destroy();
   }
 
@@ -94,26 +108,28 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
   function send(s: Subscriber, crl: FeedCrl): void {
     if (crl.crlNumber <= s.held) return;
     s.held = crl.crlNumber;
-    write(s, frameOf(crl));
+    const bytes = frameOf(crl);
+    s.lastFrameBytes = bytes.length;
+    write(s, bytes);
   }
 
   return {
     subscribe(req, res, current) {
-      if (closed || subscribers.size >= options.maxSubscribers) {
+      const address = req.socket.remoteAddress ?? 'unknown';
+      if (closed || subscribers.size >= options.maxSubscribers || (perAddress.get(address) ?? 0) >= options.maxSubscribersPerAddress) {
         options.onDropped?.('capacity');
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5', 'cache-control': 'no-store' });
         res.end(`${JSON.stringify({ error: { code: 'feed_full', message: 'too many feed subscribers; retry later or poll the CRL' } })}\n`);
         return;
       }
-      const s: Subscriber = { res, held: cursorOf(req) };
+      const s: Subscriber = { res, address, held: cursorOf(req), lastFrameBytes: 0 };
       // A cursor past the current CRL (a CA restored from a backup, or a made-up id) is not
       // believed: the subscriber gets the current CRL and decides (its rollback guard keeps a newer one).
       if (current && s.held > current.crlNumber) s.held = -1n;
       subscribers.add(s);
+      perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
       options.onSize?.(subscribers.size);
-      res.once('close', () => {
-        if (subscribers.delete(s)) options.onSize?.(subscribers.size);
-      });
+      res.once('close', () => forget(s));
       res.socket?.setNoDelay(true);
       res.writeHead(200, {
         'content-type': 'text/event-stream',
@@ -127,9 +143,12 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
     },
     publish(crl) {
       for (const s of subscribers) {
-        // Still holding unsent bytes of an earlier event: it is not reading. Cut it off now rather
-        // than queue another CRL behind the last (it reconnects with its cursor and loses nothing).
-        if (s.res.writableLength > UNREAD_BYTES && crl.crlNumber > s.held) slow(s);
+        // More than the last event (plus 64 KiB) still unsent: it is a whole CRL behind. Cut it off
+        // rather than queue yet another (it reconnects with its cursor and loses nothing). One
+        // event behind is allowed: a healthy reader on a slow link may still be taking in a large
+        // CRL when the next comes, and cutting it then made revocation bursts a reconnect storm
+        // (found by review). Events are shared Buffers, so this bounds the CA at two per CRL size.
+        if (s.res.writableLength > s.lastFrameBytes + UNREAD_BYTES && crl.crlNumber > s.held) slow(s);
         else send(s, crl);
       }
     },
@@ -140,6 +159,7 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
       clearInterval(heartbeat);
       for (const s of subscribers) s.res.end();
       subscribers.clear();
+      perAddress.clear();
       options.onSize?.(0);
     },
   };

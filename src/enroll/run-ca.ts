@@ -62,6 +62,7 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
     const feed = createRevocationFeed({
       heartbeatMs: config.publish.feed.heartbeatSeconds * 1000,
       maxSubscribers: config.publish.feed.maxSubscribers,
+      maxSubscribersPerAddress: config.publish.feed.maxSubscribersPerAddress,
       maxBufferedBytes: config.publish.feed.maxBufferedBytes,
       onDropped: (why) => metrics.feedDropped.inc({ reason: why }),
       onSize: (n) => metrics.feedSubscribers.set(n),

@@ -14,8 +14,12 @@
  */
 import { SidecarError } from '../errors.js';
 
-/** What became of one CRL the feed delivered. */
-export type FeedCrlOutcome = 'applied' | 'unchanged' | 'refused';
+/**
+ * What became of one CRL the feed delivered. `waiting`: its issuer is not known yet (a CA learned
+ * only from a client's path); it is applied once that issuer is learned, and the cursor does not
+ * move past it, so a reconnect asks for it again.
+ */
+export type FeedCrlOutcome = 'applied' | 'unchanged' | 'waiting' | 'refused';
 
 export interface CrlFeedOptions {
   readonly url: string;
@@ -107,7 +111,7 @@ export function startCrlFeed(options: CrlFeedOptions, deps: CrlFeedDeps): CrlFee
           for (const event of parser.push(value)) {
             if (event.type !== 'crl') continue;
             const outcome = await applyEvent(event.data);
-            if (outcome !== 'refused' && event.id !== undefined) cursor = event.id;
+            if ((outcome === 'applied' || outcome === 'unchanged') && event.id !== undefined) cursor = event.id;
             deps.observe?.({ type: 'crl', outcome, id: event.id ?? '' });
           }
         }
@@ -192,6 +196,7 @@ export function createSseParser(maxEventBytes: number): { push(chunk: Uint8Array
   return {
     push(chunk) {
       let text = decoder.decode(chunk, { stream: true });
+      if (text === '') return []; // nothing to scan; a pending CR still waits for its LF
       // A CR ended the previous chunk: an LF opening this one belongs to it (CRLF split in two).
       if (skipLf && text.charCodeAt(0) === 10) text = text.slice(1);
       skipLf = false;

@@ -19,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import { stat, readFile } from 'node:fs/promises';
 import type { RevocationOptions } from '../config/index.js';
+import type { FeedCrlOutcome } from './crl-feed.js';
 import { loadCrls } from './crl-load.js';
 import type { CrlStore } from './crl-store.js';
 import { fetchBounded } from './http-fetch.js';
@@ -80,7 +81,7 @@ export interface CrlSources {
    * CA's CRL, same verification and rollback guard), in a slot of its own. Resolves to what became
    * of them; never rejects.
    */
-  push(url: string, bytes: Buffer): Promise<'applied' | 'unchanged' | 'refused'>;
+  push(url: string, bytes: Buffer): Promise<FeedCrlOutcome>;
   /** Stops timers and aborts fetches and parses. Idempotent. */
   close(): void;
 }
@@ -195,11 +196,12 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
   };
   /** Feed slots (not polled, so not in `sources`), with the last bytes each pushed. */
   const feeds = new Map<string, { source: Source; last?: Buffer }>();
-  const applyPushed = async (feed: { source: Source; last?: Buffer }, bytes: Buffer): Promise<'applied' | 'unchanged' | 'refused'> => {
+  const applyPushed = async (feed: { source: Source; last?: Buffer }, bytes: Buffer): Promise<FeedCrlOutcome> => {
     feed.last = bytes;
     const before = new Set(deps.store.crlsOf(feed.source.id).map((c) => c.signatureHex));
     await applyBytes(feed.source, bytes);
     if (feed.source.unreadable || feed.source.refused) return 'refused';
+    if (feed.source.waitingForIssuer) return 'waiting';
     return deps.store.crlsOf(feed.source.id).some((c) => !before.has(c.signatureHex)) ? 'applied' : 'unchanged';
   };
 
@@ -439,9 +441,16 @@ export function createCrlSources(deps: CrlSourcesDeps): CrlSources {
     isLoading: (url) => sources.get(url)?.attempted === false,
     firstAttempts: (urls) => Promise.all(urls.map((u) => sources.get(u)?.firstAttempt)).then(() => undefined),
     retryUnknownIssuers() {
-      // A pushed CRL of an issuer learned only now is applied again from the bytes it came in.
+      const polled = rerun([...sources.values()].filter((source) => source.waitingForIssuer), false);
+      // A pushed CRL of an issuer learned only now is applied again from the bytes it came in;
+      // checks wait for it through pendingReruns() like for the polled sources.
       const feedRetries = [...feeds.values()].filter((f) => f.source.waitingForIssuer && f.last).map((f) => applyPushed(f, f.last!));
-      return Promise.all([rerun([...sources.values()].filter((source) => source.waitingForIssuer), false), ...feedRetries]).then(() => undefined);
+      if (feedRetries.length === 0) return polled;
+      const all: Promise<void> = Promise.all([polled, ...feedRetries]).then(() => {
+        if (pending === all) pending = undefined;
+      });
+      pending = all;
+      return all;
     },
     revalidateAll() {
       return rerun([...sources.values()], true);

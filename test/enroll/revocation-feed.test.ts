@@ -2,14 +2,14 @@
 // holds it, every newer one pushed, a cursor from the future not believed, heartbeats, 503 at
 // capacity, and a subscriber that stops reading cut off instead of buffered without bound.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import t from 'tap';
 import { createRevocationFeed, type RevocationFeedOptions } from '../../src/enroll/revocation-feed.js';
 
 const crl = (n: bigint, size = 8) => ({ der: Buffer.alloc(size, Number(n % 250n)), crlNumber: n });
 
 async function serve(options: Partial<RevocationFeedOptions>, current: () => ReturnType<typeof crl>) {
-  const feed = createRevocationFeed({ heartbeatMs: 60_000, maxSubscribers: 10, maxBufferedBytes: 1 << 20, ...options });
+  const feed = createRevocationFeed({ heartbeatMs: 60_000, maxSubscribers: 10, maxSubscribersPerAddress: 100, maxBufferedBytes: 1 << 20, ...options });
   const server = http.createServer((req, res) => feed.subscribe(req, res, current()));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/crl/feed`;
@@ -92,7 +92,7 @@ t.test('a subscriber that does not read is cut off, the others keep receiving', 
 
 // Found by review: each stalled subscriber was cut off only past maxBufferedBytes (8 MiB), with
 // its own copy of every CRL queued meanwhile: 40 readers that never read pinned ~300 MiB.
-t.test('stalled subscribers are cut off at the next CRL, and share one copy of each event', async (t) => {
+t.test("stalled subscribers are cut off once a whole CRL behind, and share one copy of each event", async (t) => {
   const dropped: string[] = [];
   const s = await serve({ maxSubscribers: 100, maxBufferedBytes: 8 * 1024 * 1024, onDropped: (why) => dropped.push(why) }, () => crl(1n));
   t.teardown(s.close);
@@ -114,4 +114,48 @@ t.test('stalled subscribers are cut off at the next CRL, and share one copy of e
   t.equal(s.feed.size(), 1, 'only the reader is left');
   t.equal(dropped.length, 20, 'each stalled subscriber was cut off as slow');
   t.same(ids(reader.text).slice(-2), ['5', '6'], 'the reader got every CRL');
+});
+
+// Found by review: one client could hold every slot (10,000 idle streams) and keep real sidecars
+// out of the feed.
+t.test('one address cannot take more than maxSubscribersPerAddress streams', async (t) => {
+  const s = await serve({ maxSubscribers: 100, maxSubscribersPerAddress: 3 }, () => crl(1n));
+  t.teardown(s.close);
+  const streams = Array.from({ length: 5 }, () => listen(s.url));
+  await sleep(150);
+  t.same(streams.map((x) => x.status).sort(), [200, 200, 200, 503, 503]);
+  t.equal(s.feed.size(), 3);
+  streams.filter((x) => x.status === 200)[0]!.req.destroy();
+  await sleep(100);
+  const again = listen(s.url);
+  await sleep(100);
+  t.equal(again.status, 200, 'a freed slot can be taken again');
+});
+
+// Found by review: cutting on 64 KiB unsent alone dropped a healthy reader on a slow link whenever
+// the CRL was large, a reconnect storm during revocation bursts; only a reader that drained
+// nothing since the last CRL is cut off.
+t.test('a reader draining steadily is not cut off by the next publish', async (t) => {
+  const drops: string[] = [];
+  const feed = createRevocationFeed({ heartbeatMs: 60_000, maxSubscribers: 10, maxSubscribersPerAddress: 10, maxBufferedBytes: 64 * 1024 * 1024, onDropped: (w) => drops.push(w) });
+  const server = http.createServer((req, res) => feed.subscribe(req, res, undefined));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => { feed.close(); server.close(); });
+  const port = (server.address() as net.AddressInfo).port;
+  const sock = net.connect(port, '127.0.0.1');
+  let received = 0;
+  let closed = false;
+  sock.on('close', () => void (closed = true));
+  // A steady reader: one socket read (<=64 KiB) every 50 ms, ~1.3 MB/s (a ~10 Mbit/s link).
+  sock.on("data", (b: Buffer) => { received += b.length; sock.pause(); setTimeout(() => sock.resume(), 50); });
+  sock.write('GET /feed HTTP/1.1\r\nhost: x\r\n\r\n');
+  await new Promise((r) => setTimeout(r, 100));
+  const der = Buffer.alloc(6 * 1024 * 1024, 0x41); // ~8 MB base64 event: a CRL of ~150k entries (loopback kernel buffers absorb several MB)
+  feed.publish({ der, crlNumber: 1n });
+  await new Promise((r) => setTimeout(r, 150));
+  feed.publish({ der, crlNumber: 2n }); // the next revocation of a burst
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(drops, [], `cut off as slow after reading ${received} bytes in 250 ms`);
+  t.notOk(closed);
+  sock.destroy();
 });

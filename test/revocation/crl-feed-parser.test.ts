@@ -51,3 +51,11 @@ t.test('one long data line costs time linear in its size', async (t) => {
   // Linear is ~4x; quadratic was ~16x and more (4 MB took 3 s).
   t.ok(big < Math.max(8 * small, 300), `2 MB ${small.toFixed(0)} ms, 8 MB ${big.toFixed(0)} ms`);
 });
+
+// Found by review: an empty chunk (or a partial UTF-8 character decoding to '') between a CR and
+// its LF reset the pending CR, so the LF read as a blank line and split the event in two.
+t.test('a CRLF split by an empty chunk is one line end', async (t) => {
+  const p = createSseParser(1024);
+  const got = [...p.push(bytes('event: crl\r\ndata: AAAA\r')), ...p.push(new Uint8Array(0)), ...p.push(bytes('\ndata: BBBB\r\n\r\n'))];
+  t.same(got.map((e) => e.data), ['AAAA\nBBBB']);
+});
