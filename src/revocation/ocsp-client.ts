@@ -7,7 +7,9 @@
  *   (reason ocsp-stale) and otherwise lives at most until thisUpdate + that bound.
  * - Bounded staleness: a held `good` is trusted without asking for maxGoodAgeSeconds after it
  *   arrived (counted from our exchange, not from its thisUpdate: responders that pre-sign answers
- *   would otherwise never be fresh). A check that finds it older waits for the responder (single
+ *   would otherwise never be fresh). Without a nonce, the same answer again (same thisUpdate) does
+ *   not restart that time: a pre-signing responder must re-sign at least every maxGoodAgeSeconds
+ *   (or enable `nonce`), else its devices turn unknown. A check that finds it older waits for the responder (single
  *   flight), so while the responder answers, no connection is accepted on a `good` older than
  *   that. A nextUpdate hours away no longer means hours of trust: it only says how long the answer
  *   may stand in for a responder that cannot be reached.
@@ -91,6 +93,11 @@ interface Entry {
  * it, and a held "revoked" is never turned back into "good" while it is valid (revocation is final;
  * a released certificateHold is seen once the held answer expires).
  */
+/** True if `next` is the answer `held` already is (same status and thisUpdate), while `held` is valid. */
+function isSameAnswer(held: Entry | undefined, next: Entry, t: number): boolean {
+  return held !== undefined && held.verified && held.expiresAt > t && held.thisUpdate !== undefined && held.thisUpdate === next.thisUpdate && held.status === next.status;
+}
+
 function mayReplace(held: Entry | undefined, next: Entry, t: number): boolean {
   if (held === undefined || !held.verified || held.expiresAt <= t || held.thisUpdate === undefined || next.thisUpdate === undefined) return true;
   if (next.thisUpdate < held.thisUpdate) return false;
@@ -170,6 +177,10 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
           logger.warn({ url, serial: leaf.serialHex, status: entry.status, held: held!.status }, 'OCSP answer older than the one held, or un-revoking it; ignored');
           return retryLater(held!);
         }
+        // The same signed answer again (no nonce proves it new): not fresher, so it does not
+        // restart maxGoodAge. Otherwise anyone on the plain-HTTP path who replays the last good
+        // keeps a revoked device trusted until that answer's nextUpdate (found by review).
+        if (!options.nonce && isSameAnswer(held, entry, now())) return retryLater(held!);
         deps.onAnswer(issuer.keyHash, leaf.serialHex, entry.status);
         return entry;
       })
