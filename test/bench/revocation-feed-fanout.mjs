@@ -81,6 +81,8 @@ caConfig.enroll.listen = { host: '127.0.0.1', port: enrollPort };
 caConfig.admin.listen = { host: '127.0.0.1', port: adminPort };
 caConfig.publish.listen = { host: '127.0.0.1', port: publishPort };
 caConfig.enroll.rateLimit = { perMinute: 100000, burst: 100000 };
+// Every subscriber here comes from 127.0.0.1: lift the per-address cap (publish.feed.maxSubscribersPerAddress).
+caConfig.publish.feed = { maxSubscribersPerAddress: 1000000 };
 caConfig.log = { level: 'warn' };
 writeFileSync(join(caDir, 'ca.yaml'), stringify(caConfig));
 const ca = spawn(process.execPath, [CLI, 'ca', 'serve', '--config', join(caDir, 'ca.yaml')], { stdio: 'ignore' });
