@@ -8,8 +8,9 @@
  * - Bounded staleness: a held `good` is trusted without asking for maxGoodAgeSeconds after it
  *   arrived (counted from our exchange, not from its thisUpdate: responders that pre-sign answers
  *   would otherwise never be fresh). Without a nonce, the same answer again (same thisUpdate) does
- *   not restart that time: a pre-signing responder must re-sign at least every maxGoodAgeSeconds
- *   (or enable `nonce`), else its devices turn unknown. A check that finds it older waits for the responder (single
+ *   not restart that time, and no good is trusted past thisUpdate + min(clockSkew, maxGoodAge) +
+ *   maxGoodAge (replayed answers captured before a revocation): a pre-signing responder must
+ *   re-sign at least every maxGoodAgeSeconds (or enable `nonce`), else its devices turn unknown. A check that finds it older waits for the responder (single
  *   flight), so while the responder answers, no connection is accepted on a `good` older than
  *   that. A nextUpdate hours away no longer means hours of trust: it only says how long the answer
  *   may stand in for a responder that cannot be reached.
@@ -151,7 +152,13 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
     let ttl = Math.min(options.maxCacheTtlSeconds * 1000, answer.validUntil - t);
     if (answer.status === 'unknown') ttl = Math.min(ttl, options.negativeCacheSeconds * 1000);
     ttl = Math.max(ttl, 0);
-    const trusted = answer.status === 'good' ? Math.min(ttl, options.maxGoodAgeSeconds * 1000) : ttl;
+    // Without a nonce nothing proves the answer was signed for this request: its trust also
+    // counts from its own thisUpdate (with a tolerance of up to maxGoodAge for the responder's
+    // clock), else replaying a series of answers captured before the revocation, each newer than
+    // the last, kept restarting maxGoodAge (found by review).
+    const maxGoodMs = options.maxGoodAgeSeconds * 1000;
+    const goodFrom = options.nonce ? t : Math.min(t, answer.thisUpdate + Math.min(options.clockSkewSeconds * 1000, maxGoodMs));
+    const trusted = answer.status === 'good' ? Math.max(0, Math.min(ttl, goodFrom + maxGoodMs - t)) : ttl;
     return {
       status: answer.status,
       detail: `OCSP responder (${answer.signer}-signed) says ${answer.status}`,

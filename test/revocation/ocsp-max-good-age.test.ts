@@ -101,9 +101,8 @@ t.test('a failing responder: a good past maxGoodAge turns unknown, and the respo
   t.equal(server.requests() - before, 2, 'not on every check: a dead responder is not hammered');
   at(61_000);
   t.match(await checker.check(device.x509, pki.ca.x509), { status: 'unknown' }, 'past maxCacheTtlSeconds nothing stands for it: fail-closed rules apply');
-  failing = false;
-  at(61_000 + 10_001);
-  t.match(await checker.check(device.x509, pki.ca.x509), { status: 'good', cached: false }, 'the responder is back: asked, fresh');
+  // (Recovery is the next test's: here the checker's clock is 61 s ahead of the responder's, and
+  // without a nonce a good is not trusted past its own thisUpdate + maxGoodAge + a tolerance.)
 });
 
 t.test('the responder back after a failure: its fresh answer replaces the held one', async (t) => {
