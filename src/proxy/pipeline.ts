@@ -214,10 +214,12 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     withVerdict(tlsSocket, undefined, (_, connectionVerdict) => {
       const verdict = current(tlsSocket, connectionVerdict);
       if (!verdict.ok) {
-        if (options.failureMode === 'http') {
-          const { requestId } = upstreamHeaders(req.rawHeaders, tlsSocket, NO_IDENTITY, true);
-          writeRawJsonError(socket, statusForReason(verdict.reason), { error: REJECTED, reason: verdict.reason }, requestId);
-        } else socket.destroy();
+        const status = statusForReason(verdict.reason);
+        const refusedHead = upstreamHeaders(req.rawHeaders, tlsSocket, NO_IDENTITY, true);
+        if (options.failureMode === 'http') writeRawJsonError(socket, status, { error: REJECTED, reason: verdict.reason }, refusedHead.requestId);
+        else socket.destroy();
+        // Logged and counted like a refused plain request (it was missing from both).
+        reportRawAnswer(observer, req, status, undefined, refusedHead, verdict === EXPIRED ? 'CE' : 'CR');
         return;
       }
       const upstreamHead = upstreamHeaders(req.rawHeaders, tlsSocket, verdict.identity.headers, true);

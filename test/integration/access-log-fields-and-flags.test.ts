@@ -137,3 +137,15 @@ t.test("the sidecar's own refusals: BT, BU, CR", async (t) => {
   t.equal(anonymous.status, 401);
   t.match(await accessLine(sc, '/no-cert'), { status: 401, flags: 'CR', requestId: anonymous.headers!['x-request-id'] });
 });
+
+// Found in review: a refused upgrade was answered but neither logged nor counted.
+t.test('a refused WebSocket upgrade is logged and counted as the refusal it is', async (t) => {
+  const text = await rawExchange(
+    { port: sc.port, ca: pki.rootPem },
+    'GET /ws-refused HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+  );
+  t.match(text, /^HTTP\/1\.1 401 /, 'answered 401 (no client certificate)');
+  t.match(await accessLine(sc, '/ws-refused'), { status: 401, flags: 'CR' });
+  const metrics = await (await fetch(`${sc.adminUrl}/metrics`)).text();
+  t.match(metrics, /mtls_requests_total\{[^}]*method="GET"[^}]*status_class="4xx"[^}]*\} [1-9]/);
+});
