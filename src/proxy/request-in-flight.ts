@@ -109,6 +109,7 @@ export class RequestInFlight implements ForwardHooks {
 
   onError(kind: UpstreamErrorKind, err: Error): void {
     this.flags = upstreamFlag(kind, err);
+    this.bytes = undefined; // an upstream head that could not be relayed: the client gets our answer, not its body
     const answer = this.upstreamFailed(kind, err, this.req);
     this.answer(answer.status, answer.body);
   }
