@@ -14,8 +14,7 @@ import { loadConfigFile } from './config/index.js';
 import { isSidecarError, SidecarError } from './errors.js';
 import { handleSignals } from './lifecycle.js';
 import { flushLogs } from './logging.js';
-import { checkConfig } from './serve/index.js';
-import { runServe } from './workers.js';
+import { checkConfig, runServe } from './serve/index.js';
 
 const HELP = `mtls-sidecar — a mutual-TLS terminating reverse proxy with verified device-identity headers
 
@@ -122,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
     case 'ca':
       return (await import('./cli-ca.js')).runCaCommand(rest[0], values);
     case 'device':
-      return (await import('./cli-ca.js')).runDeviceCommand(rest[0], values);
+      return (await import('./cli-device.js')).runDeviceCommand(rest[0], values);
     case undefined:
       process.stdout.write(HELP);
       return 2;

@@ -1,24 +1,27 @@
 /**
  * The composition root: builds every module from the validated config, wires them and listens.
- * Nothing else constructs modules, so the dependency graph is visible here in one place.
+ * Nothing else constructs modules, so the dependency graph is visible here in one place; binding
+ * (listen.ts), draining (drain.ts), the TLS material over time (serving-material.ts), trust
+ * (trust-owner.ts) and revocation (enforce-revocation.ts) are each in their own file.
  */
-import { randomBytes, type X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { AddressInfo, Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:https';
-import { startAdminServer, type AdminServer, type ReadinessCheck } from '../admin/index.js';
+import type { AddressInfo } from 'node:net';
+import type { AdminServer, ReadinessCheck } from '../admin/index.js';
 import type { SidecarConfig } from '../config/index.js';
-import { SidecarError } from '../errors.js';
-import { createRevocationEnforcement } from './enforce-revocation.js';
 import { compileHeaderPlan } from '../identity/index.js';
 import { createLogger, createLogLimiter, type Logger } from '../logging.js';
 import { createMetrics, type Metrics } from '../metrics.js';
-import { formatRfc4514 } from '../pki/index.js';
 import { attachPipeline, createForwarder, createTelemetry, type Pipeline } from '../proxy/index.js';
-import { createDataServer, createMaterialReloader, loadTlsMaterial, secureContextOptions, type TlsMaterial } from '../tls/index.js';
+import { createDataServer, loadTlsMaterial } from '../tls/index.js';
 import { createPeerVerifier } from '../verify/index.js';
+import { createDrain } from './drain.js';
+import { createRevocationEnforcement } from './enforce-revocation.js';
+import { dataListenerUrl, listen, listenAdmin } from './listen.js';
 import { createPathHintStore } from './path-hints.js';
+import { createServingMaterial } from './serving-material.js';
 import { closeConnectionsOfRemovedCas, createTrustOwner } from './trust-owner.js';
+import { readUpstreamCa } from './upstream-ca.js';
 
 /** A started sidecar. */
 export interface RunningSidecar {
@@ -59,14 +62,13 @@ export interface StartOptions {
 export async function startSidecar(config: SidecarConfig, options: StartOptions = {}): Promise<RunningSidecar> {
   const logger = options.logger ?? createLogger(config.log.level);
   const metrics = options.metrics ?? createMetrics();
-  const material = loadTlsMaterial({ cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle });
-  recordExpiries(metrics, material);
+  const paths = { cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle };
+  const material = loadTlsMaterial(paths);
   const plan = compileHeaderPlan(config.identity);
   const revocation = createRevocationEnforcement(config.revocation, { trustedCas: material.caCertificates, logger, metrics });
   let pipeline: Pipeline | undefined; // attached below; the trust owner only calls back on a reload
   const closeUntrusted = closeConnectionsOfRemovedCas(() => pipeline, logger, metrics);
   const trust = createTrustOwner(material.caCertificates, material.caPems, revocation ? [revocation, closeUntrusted] : [closeUntrusted]);
-  let current = material;
   const hints = options.publishPathHint ? createPathHintStore(options.publishPathHint) : undefined;
   const verifier = createPeerVerifier({
     revocation: revocation?.gate,
@@ -88,33 +90,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   // certificate rotation; the verifier re-anchors resumed sessions against the current CA bundle.
   const listenerOptions = { ...config.tls, ...config.limits, ticketKeys: options.ticketKeys ?? randomBytes(48) };
   const server = createDataServer(material, listenerOptions);
-  const reloader = createMaterialReloader({
-    paths: { cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle },
-    intervalMs: config.reload.intervalSeconds * 1000,
-    apply(next) {
-      // All-or-nothing: setSecureContext throws on material OpenSSL rejects, before any swap, and
-      // the trust owner puts the old context back if a consumer of the new CAs refuses them.
-      const previous = current;
-      trust.replace(
-        next.caCertificates,
-        next.caPems,
-        () => server.setSecureContext(secureContextOptions(next, listenerOptions)),
-        () => server.setSecureContext(secureContextOptions(previous, listenerOptions)),
-      );
-      current = next;
-      recordExpiries(metrics, next);
-    },
-    onOutcome(outcome) {
-      metrics.reloads.inc({ result: outcome.result });
-      if (outcome.result === 'success') {
-        metrics.reloadLastSuccess.setToCurrentTime();
-        logger.info({ event: 'reload', result: 'success', trigger: outcome.trigger, serverCertNotAfter: outcome.material.serverCertificate.validTo }, 'TLS material reloaded');
-      } else {
-        const err = outcome.error as Error & { reason?: string };
-        logger.error({ event: 'reload', result: 'failure', trigger: outcome.trigger, field: err.reason, error: err.message }, 'TLS material reload failed; keeping the previous material');
-      }
-    },
-  });
+  const serving = createServingMaterial({ initial: material, paths, pollIntervalMs: config.reload.intervalSeconds * 1000, server, listenerOptions, trust, metrics, logger });
   pipeline = attachPipeline(server, {
     verifier,
     plan,
@@ -126,15 +102,17 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     observer: createTelemetry({ metrics, logger, limiter, accessLog: config.log.accessLog }),
   });
   revocation?.enforceOn(pipeline);
-
-  // Every raw connection, so the drain deadline can also cut upgraded (WebSocket) sockets, which
-  // the HTTP server no longer tracks.
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+  let admin: AdminServer | undefined;
+  const drain = createDrain(server, logger, {
+    stopping: () => serving.stop(),
+    async stopped() {
+      forwarder.close();
+      limiter.stop();
+      void revocation?.close();
+      await admin?.close();
+    },
   });
-  let draining = false;
+
   // Configured CRLs are loaded (or have failed, bounded by fetchTimeoutMs) before the first
   // client is accepted, so a restart does not answer a burst of revocation_unknown.
   await revocation?.whenReady();
@@ -142,38 +120,27 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   const readiness: Readonly<Record<string, ReadinessCheck>> = {
     certificatesLoaded: () => true,
     listening: () => server.listening,
-    notDraining: () => !draining,
+    notDraining: () => !drain.draining,
     ...(revocation ? { revocationSourcesLoaded: () => revocation.ready() } : {}),
   };
   const degraded = (): Record<string, string> => {
     const feed = revocation?.degraded();
     return feed === undefined ? {} : { revocationFeed: feed };
   };
-  let admin: AdminServer | undefined;
   if (config.admin.enabled && options.admin !== false) {
-    try {
-      admin = await startAdminServer({
-        host: config.admin.host,
-        port: config.admin.port,
-        metrics: { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() },
-        readiness,
-        degraded,
-      });
-    } catch (cause) {
+    const metricsSource = { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() };
+    admin = await listenAdmin({ host: config.admin.host, port: config.admin.port, metrics: metricsSource, readiness, degraded }).catch((err: unknown) => {
       server.close();
-      throw listenError(cause as NodeJS.ErrnoException, config.admin.host, config.admin.port, 'admin');
-    }
+      throw err;
+    });
   }
   metrics.reloadLastSuccess.setToCurrentTime();
-  const port = (server.address() as AddressInfo).port;
-  const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? 'localhost' : config.listen.host;
-  const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = dataListenerUrl(server, config.listen.host);
   logger.info({ event: 'listening', url, admin: admin?.url, upstream: config.upstream.url, failureMode: config.clientAuth.failureMode }, 'mtls-sidecar listening');
 
-  let closing: Promise<void> | undefined;
   return {
     url,
-    port,
+    port: (server.address() as AddressInfo).port,
     adminUrl: admin?.url,
     server,
     logger,
@@ -181,75 +148,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     readiness,
     degraded,
     receivePathHint: (leafFingerprint, ders) => hints?.receive(leafFingerprint, ders),
-    reload: (trigger = 'signal') => reloader.reload(trigger, true),
+    reload: (trigger = 'signal') => serving.reload(trigger),
     get draining() {
-      return draining;
+      return drain.draining;
     },
-    close(graceMs = config.shutdown.timeoutSeconds * 1000) {
-      draining = true;
-      closing ??= new Promise<void>((resolve) => {
-        reloader.stop();
-        logger.info({ event: 'draining', graceMs }, 'draining: no new connections; finishing in-flight requests');
-        // A keep-alive connection becomes idle the moment its in-flight response ends; closing
-        // idle ones on a short tick lets every request finish and no new one start.
-        const sweep = setInterval(() => server.closeIdleConnections(), 50);
-        const deadline = setTimeout(() => {
-          logger.warn({ event: 'drain_deadline', open: sockets.size }, 'drain deadline reached; closing what is left');
-          server.closeAllConnections();
-          for (const socket of sockets) socket.destroy();
-        }, graceMs);
-        deadline.unref();
-        server.close(() => {
-          clearInterval(sweep);
-          clearTimeout(deadline);
-          forwarder.close();
-          limiter.stop();
-          void revocation?.close();
-          void (admin?.close() ?? Promise.resolve()).then(() => resolve());
-        });
-        server.closeIdleConnections();
-      });
-      return closing;
-    },
+    close: (graceMs = config.shutdown.timeoutSeconds * 1000) => drain.close(graceMs),
   };
-}
-
-/** Expiry gauges: the serving certificate and every CA of the client bundle. */
-function recordExpiries(metrics: Metrics, material: TlsMaterial): void {
-  metrics.serverCertExpiry.set(Date.parse(material.serverCertificate.validTo) / 1000);
-  metrics.caCertExpiry.reset();
-  for (const ca of material.caCertificates) metrics.caCertExpiry.set({ ca: caLabel(ca) }, Date.parse(ca.validTo) / 1000);
-}
-
-/** A CA's label value: its RFC 4514 subject (bounded: the operator's own bundle). */
-function caLabel(ca: X509Certificate): string {
-  try {
-    return formatRfc4514(ca.subject);
-  } catch {
-    return ca.fingerprint256;
-  }
-}
-
-function readUpstreamCa(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (cause) {
-    throw new SidecarError('ERR_TLS_MATERIAL', 'upstream.ca', `upstream.ca ${file} cannot be read: ${(cause as Error).message}`, { cause });
-  }
-}
-
-function listenError(cause: NodeJS.ErrnoException, host: string, port: number, field: string): SidecarError {
-  const why = cause.code === 'EADDRINUSE' ? 'is already in use' : cause.code === 'EACCES' ? 'needs privileges' : cause.message;
-  return new SidecarError('ERR_LISTEN', field, `cannot listen on ${host}:${port} (${field}): the port ${why}`, { cause });
-}
-
-function listen(server: Server, port: number, host: string, field: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (cause: NodeJS.ErrnoException) => reject(listenError(cause, host, port, field));
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }

@@ -1,21 +1,21 @@
 /**
- * `workers: 1 | N | auto` with node:cluster. The primary owns the admin listener (metrics
- * aggregated from every worker; readiness = every worker listening, nobody draining, and each
- * worker's own checks, such as its revocation sources, holding), hands
- * every worker the same session-ticket keys (so resumption works whichever worker a connection
- * lands on) and relays path hints between them (so a worker can rebuild the path of a session
- * resumed from another worker's handshake, see serve/path-hints.ts), fans SIGHUP and SIGTERM out to the workers, and replaces a worker that dies
+ * `workers: N` with node:cluster. The primary owns the admin listener (metrics aggregated from
+ * every worker; readiness = every worker listening, nobody draining, and each worker's own checks,
+ * such as its revocation sources, holding), hands every worker the same session-ticket keys (so
+ * resumption works whichever worker a connection lands on) and relays path hints between them (so
+ * a worker can rebuild the path of a session resumed from another worker's handshake, see
+ * path-hints.ts), fans SIGHUP and SIGTERM out to the workers, and replaces a worker that dies
  * unexpectedly. Workers run the ordinary sidecar without an admin listener.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
-import { startAdminServer, type ReadinessCheck } from './admin/index.js';
-import type { SidecarConfig } from './config/index.js';
-import { handleSignals } from './lifecycle.js';
-import { createLogger } from './logging.js';
-import { startSidecar } from './serve/index.js';
+import type { ReadinessCheck } from '../admin/index.js';
+import type { SidecarConfig } from '../config/index.js';
+import { handleSignals } from '../lifecycle.js';
+import { createLogger } from '../logging.js';
+import { listenAdmin } from './listen.js';
+import { startSidecar } from './start-sidecar.js';
 
 /** A path hint on the wire: a leaf's fingerprint and the base64 DER of its client-sent intermediates. */
 type PathHintMessage = { type: 'path-hint'; leaf: string; ders: string[] };
@@ -27,24 +27,8 @@ type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' 
 /** How often a worker re-evaluates its readiness checks (it reports only changes). */
 const READINESS_POLL_MS = 1_000;
 
-/** How many workers `workers` means on this machine. Pure apart from reading the CPU count. */
-export function workerCount(workers: SidecarConfig['workers']): number {
-  return workers === 'auto' ? Math.max(1, availableParallelism()) : workers;
-}
-
-/** Runs `serve` in the shape the config asks for. Resolves with the exit code once stopped. */
-export async function runServe(config: SidecarConfig): Promise<number> {
-  const n = workerCount(config.workers);
-  if (cluster.isWorker) return runWorker(config);
-  if (n === 1) {
-    const sidecar = await startSidecar(config);
-    await handleSignals(sidecar, (signal) => sidecar.logger.info({ event: 'signal', signal }, `received ${signal}`));
-    return 0;
-  }
-  return runPrimary(config, n);
-}
-
-async function runWorker(config: SidecarConfig): Promise<number> {
+/** Runs this process as a cluster worker: the sidecar, told by the primary. Resolves with the exit code once drained. */
+export async function runWorker(config: SidecarConfig): Promise<number> {
   const init = await new Promise<Extract<ToWorker, { type: 'init' }>>((resolve) => {
     const onMessage = (m: ToWorker) => {
       if (m.type !== 'init') return;
@@ -93,7 +77,8 @@ async function runWorker(config: SidecarConfig): Promise<number> {
   return 0;
 }
 
-async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
+/** Runs this process as the cluster primary of `n` workers. Resolves with the exit code once they stopped. */
+export async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
   const logger = createLogger(config.log.level);
   const ticketKeys = randomBytes(48).toString('base64');
   const listening = new Set<Worker>();
@@ -132,7 +117,7 @@ async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
 
   const aggregator = new AggregatorRegistry();
   const admin = config.admin.enabled
-    ? await startAdminServer({
+    ? await listenAdmin({
         host: config.admin.host,
         port: config.admin.port,
         metrics: { contentType: aggregator.contentType, collect: () => aggregator.clusterMetrics() },

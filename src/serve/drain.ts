@@ -1,0 +1,66 @@
+/**
+ * The data listener's drain: stop accepting, let in-flight requests finish, close idle keep-alive
+ * connections as they become idle, and cut whatever is left at the deadline, upgraded (WebSocket)
+ * sockets included.
+ */
+import type { Socket } from 'node:net';
+import type { Server } from 'node:https';
+import type { Logger } from '../logging.js';
+
+export interface Drain {
+  /** True once `close()` has begun (readiness turns false at once). */
+  readonly draining: boolean;
+  /**
+   * Starts the drain (once; later calls return the same promise): `stopping` runs at once,
+   * `stopped` after the listener closed. Resolves when `stopped` has. Never rejects.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+export interface DrainHooks {
+  /** Stop background work that must not start anything new (e.g. reload polling). Sync. */
+  stopping(): void;
+  /** Release what the connections used (forwarder, revocation, admin). */
+  stopped(): Promise<void>;
+}
+
+/**
+ * Tracks `server`'s connections from now on (call before it listens) and returns its drain.
+ * Every raw connection is tracked because the HTTP server forgets upgraded sockets, which the
+ * deadline must cut too.
+ */
+export function createDrain(server: Server, logger: Logger, hooks: DrainHooks): Drain {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    get draining() {
+      return closing !== undefined;
+    },
+    close(graceMs) {
+      closing ??= new Promise<void>((resolve) => {
+        hooks.stopping();
+        logger.info({ event: 'draining', graceMs }, 'draining: no new connections; finishing in-flight requests');
+        // A keep-alive connection becomes idle the moment its in-flight response ends; closing
+        // idle ones on a short tick lets every request finish and no new one start.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        const deadline = setTimeout(() => {
+          logger.warn({ event: 'drain_deadline', open: sockets.size }, 'drain deadline reached; closing what is left');
+          server.closeAllConnections();
+          for (const socket of sockets) socket.destroy();
+        }, graceMs);
+        deadline.unref();
+        server.close(() => {
+          clearInterval(sweep);
+          clearTimeout(deadline);
+          hooks.stopped().then(resolve, resolve);
+        });
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
