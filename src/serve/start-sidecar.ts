@@ -118,7 +118,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   await revocation?.whenReady();
   await listen(server, config.listen.port, config.listen.host, 'listen');
   const readiness: Readonly<Record<string, ReadinessCheck>> = {
-    certificatesLoaded: () => true,
+    certificatesLoaded: () => serving.canServe(),
     listening: () => server.listening,
     notDraining: () => !drain.draining,
     ...(revocation ? { revocationSourcesLoaded: () => revocation.ready() } : {}),
