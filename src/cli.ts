@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config/index.js';
-import { isSidecarError, SidecarError } from './errors.js';
+import { isSidecarError, SidecarError, type SidecarErrorCode } from './errors.js';
 import { handleSignals } from './lifecycle.js';
 import { flushLogs } from './logging.js';
 import { checkConfig, runServe } from './serve/index.js';
@@ -36,7 +36,7 @@ Usage:
                                       write device.key, device.pem, chain.pem and device.p12
   mtls-sidecar --help | --version
 
-Exit codes: 0 ok, 1 runtime failure, 2 usage or invalid config.
+Exit codes: 0 ok, 1 runtime failure, 2 usage or invalid config (the same for serve and check-config).
 `;
 
 function version(): string {
@@ -130,6 +130,23 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * The exit status of each error code: 2 for what the operator must fix in the command line, the
+ * config or the files it names (the same for `serve` and `check-config`), 1 for the rest. A
+ * Record, so a new code cannot be added without choosing.
+ */
+const EXIT_STATUS: Readonly<Record<SidecarErrorCode, 1 | 2>> = {
+  ERR_USAGE: 2,
+  ERR_CONFIG_READ: 2,
+  ERR_CONFIG_INVALID: 2,
+  ERR_TLS_MATERIAL: 2,
+  ERR_REVOCATION_SOURCE: 2,
+  ERR_LISTEN: 1,
+  ERR_PKI: 1,
+  ERR_ENROLL: 1,
+  ERR_STORE: 1,
+};
+
 /** Every way out: buffered log lines are written before the process ends. */
 function exit(code: number): never {
   flushLogs();
@@ -141,7 +158,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (isSidecarError(err)) {
       process.stderr.write(`mtls-sidecar: ${err.message}\n`);
-      exit(err.code === 'ERR_CONFIG_INVALID' || err.code === 'ERR_CONFIG_READ' || err.code === 'ERR_USAGE' || err.code === 'ERR_TLS_MATERIAL' || err.code === 'ERR_REVOCATION_SOURCE' ? 2 : 1);
+      exit(EXIT_STATUS[err.code]);
     }
     if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`mtls-sidecar: ${err.message}\n`);

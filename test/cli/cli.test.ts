@@ -95,3 +95,17 @@ t.test('serve: a port in use is a clear error, exit 1', async (t) => {
   t.match(r.stderr, `cannot listen on 127.0.0.1:${port} (listen): the port is already in use`);
 });
 
+
+t.test('check-config and serve: the same exit status and message for the same config problem', async (t) => {
+  const problems = {
+    'an unreadable upstream.ca': pki.write('up-ca.yaml', readFileSync(config(), 'utf8').replace('url: http://127.0.0.1:9', 'url: https://127.0.0.1:9\n  ca: /nonexistent/upstream-ca.pem')),
+    'a missing CA bundle file': pki.write('gone-ca.yaml', readFileSync(config(), 'utf8').replace(pki.caBundleFile, '/nonexistent/ca.pem')),
+  };
+  for (const [problem, file] of Object.entries(problems)) {
+    const checked = await sidecar(['check-config', file]);
+    const served = await sidecar(['serve', '--config', file]);
+    t.equal(checked.code, 2, `check-config exits 2 for ${problem}: ${checked.stderr}`);
+    t.equal(served.code, 2, `serve exits 2 for ${problem}: ${served.stderr}`);
+    t.equal(checked.stderr, served.stderr, `the same message for ${problem}`);
+  }
+});
