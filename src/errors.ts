@@ -17,18 +17,26 @@ export type SidecarErrorCode =
 /** An operational failure with a stable `code` (never a client rejection). */
 export class SidecarError extends Error {
   readonly code: SidecarErrorCode;
-  /** Machine-readable detail, e.g. the config field or the file at fault. */
-  readonly reason: string;
+  /**
+   * What is at fault, machine-readable, within `code`: the config field (`tls.key`,
+   * `revocation.crl.files[0]`), the file or command-line option, or the step that failed
+   * (`der`, `feed-idle`, `issuer-unknown`, the CA's error code). Not a client refusal's reason:
+   * those are `Verdict` values.
+   */
+  readonly fault: string;
 
-  constructor(code: SidecarErrorCode, reason: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: SidecarErrorCode, fault: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'SidecarError';
     this.code = code;
-    this.reason = reason;
+    this.fault = fault;
   }
 }
 
-/** True for a SidecarError, across module copies. */
+/**
+ * True for a SidecarError of this module instance (a plain `instanceof`: an error from a second
+ * copy of this module, e.g. another bundle, is not recognised).
+ */
 export function isSidecarError(err: unknown): err is SidecarError {
   return err instanceof SidecarError;
 }

@@ -28,7 +28,7 @@ const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
  * public PEM; only the public half is compared), not a CA, usable for TLS client authentication,
  * unexpired, signed by the first certificate of a non-empty `chain`, and that the JSON's serial,
  * validity and (if `expectDeviceId` is given) device id agree with it. Sync; throws `ERR_ENROLL`
- * reason `bad_response` naming the first check that failed.
+ * fault `bad_response` naming the first check that failed.
  */
 export function checkIssued(response: EnrollmentResponse, keyPem: string, expectDeviceId?: string): CheckedIssue {
   const leafBlocks = pemBlocks(response.certificate, 'CERTIFICATE');

@@ -58,7 +58,7 @@ export function deviceFilesIn(dir: string): DeviceFiles {
 
 /**
  * Creates `dir` (mode 0700 when new) and checks that it is writable, so that a call to the CA is
- * not made when its answer could not be saved. Async; rejects with `ERR_ENROLL` reason
+ * not made when its answer could not be saved. Async; rejects with `ERR_ENROLL` fault
  * `device_files`. Creates no file.
  */
 export async function prepareDeviceDir(dir: string): Promise<void> {
@@ -77,7 +77,7 @@ export async function prepareDeviceDir(dir: string): Promise<void> {
  * the old ones, key last. A failure before that point removes the temporary files and leaves
  * the old set untouched. Each rename is atomic, the set of four is not: a crash between renames
  * can leave a new certificate beside the old key (enroll again). Async; rejects with
- * `ERR_ENROLL` reason `device_files`.
+ * `ERR_ENROLL` fault `device_files`.
  */
 export async function writeDeviceFiles(dir: string, material: DeviceMaterial): Promise<DeviceFiles> {
   const files = deviceFilesIn(dir);
@@ -107,7 +107,7 @@ export async function writeDeviceFiles(dir: string, material: DeviceMaterial): P
 
 /**
  * Reads `device.key` and `device.pem` from `dir` and checks that the key belongs to the leaf.
- * Async; rejects with `ERR_TLS_MATERIAL` whose reason is the file at fault. Never modifies a file.
+ * Async; rejects with `ERR_TLS_MATERIAL` whose `fault` is the file. Never modifies a file.
  */
 export async function readDeviceFiles(dir: string): Promise<CurrentDevice> {
   const files = deviceFilesIn(dir);

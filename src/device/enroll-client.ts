@@ -2,7 +2,7 @@
  * The HTTPS half of the device simulator: one POST to the CA's enrollment API, the way a device
  * does it. The CA's server certificate is verified against the given CA bundle only (never the
  * system store, never skipped); a renewal presents the device's current certificate as the TLS
- * client certificate. Every failure becomes a `SidecarError` `ERR_ENROLL` whose `reason` tells
+ * client certificate. Every failure becomes a `SidecarError` `ERR_ENROLL` whose `fault` tells
  * apart the CA's own refusal (its JSON error code) from `network`, `tls`, `aborted` and
  * `bad_response`, so a script or a test can switch on it.
  */
@@ -49,7 +49,7 @@ export const DEFAULT_TIMEOUT_MS = 15_000;
 /**
  * POSTs `body` as JSON and resolves to the shape-checked 201 answer. Async; never follows a
  * redirect, never retries, never reads more than `maxResponseBytes`. Rejects with `ERR_ENROLL`:
- * reason = the CA's error code for a JSON error answer (e.g. `invalid_code`, `rate_limited`),
+ * fault = the CA's error code for a JSON error answer (e.g. `invalid_code`, `rate_limited`),
  * `network` (refused, reset, timed out), `tls` (server certificate not trusted, handshake or
  * client-certificate alert), `aborted` (the signal fired) or `bad_response` (any other status,
  * too large, not JSON, fields missing).
@@ -195,6 +195,6 @@ function printable(text: string): string {
   return clean.length > 300 ? `${clean.slice(0, 300)}…` : clean;
 }
 
-function enrollError(reason: string, message: string, cause?: unknown): SidecarError {
-  return new SidecarError('ERR_ENROLL', reason, message, cause === undefined ? undefined : { cause });
+function enrollError(fault: string, message: string, cause?: unknown): SidecarError {
+  return new SidecarError('ERR_ENROLL', fault, message, cause === undefined ? undefined : { cause });
 }

@@ -66,7 +66,7 @@ export interface DeviceEnrollment extends DeviceFiles {
  * `device.key`, `device.pem`, `chain.pem` and `device.p12` into `outDir`, replacing any earlier
  * enrollment there only once the new one succeeded. Async. Rejects with a `SidecarError`:
  * `ERR_USAGE` for bad options, `ERR_TLS_MATERIAL` for an unreadable `caCertFile`, `ERR_ENROLL`
- * for a failed call (reason = the CA's error code such as `invalid_code`, or `network`, `tls`,
+ * for a failed call (fault = the CA's error code such as `invalid_code`, or `network`, `tls`,
  * `aborted`, `bad_response`) or an unwritable folder (`device_files`). On any rejection the
  * folder's existing files are untouched. Never logs the key, the code or the password.
  */
@@ -147,8 +147,8 @@ async function save(dir: string, key: GeneratedKey, issued: CheckedIssue, p12Pas
     const files = await writeDeviceFiles(dir, { keyPem: key.privateKeyPem, certPem, chainPem: issued.chainPem, p12 });
     return { ...files, deviceId: issued.deviceId, serial: issued.serial, notBefore: issued.notBefore, notAfter: issued.notAfter, keyAlgorithm: key.algorithm };
   } catch (cause) {
-    const reason = cause instanceof SidecarError ? cause.reason : 'device_files';
-    throw new SidecarError('ERR_ENROLL', reason, `the CA issued serial ${issued.serial}, but it could not be saved: ${(cause as Error).message}`, { cause });
+    const fault = cause instanceof SidecarError ? cause.fault : 'device_files';
+    throw new SidecarError('ERR_ENROLL', fault, `the CA issued serial ${issued.serial}, but it could not be saved: ${(cause as Error).message}`, { cause });
   }
 }
 
@@ -160,6 +160,6 @@ function currentAlgorithm(spki: Buffer): KeyAlgorithm {
   }
 }
 
-function usage(reason: string, message: string): SidecarError {
-  return new SidecarError('ERR_USAGE', reason, message);
+function usage(fault: string, message: string): SidecarError {
+  return new SidecarError('ERR_USAGE', fault, message);
 }

@@ -186,7 +186,7 @@ function certStatusDer(s: CertStatus): Buffer {
 }
 
 /**
- * Builds a responder. Sync; throws `SidecarError` ERR_PKI (reason 'ocsp-signer') if a certificate
+ * Builds a responder. Sync; throws `SidecarError` ERR_PKI (fault 'ocsp-signer') if a certificate
  * cannot be parsed, the signer's key does not match its certificate, or the signer is neither the
  * issuer nor a certificate the issuer signed with EKU id-kp-OCSPSigning: such a responder's every
  * answer would be refused by clients, so it is refused at start instead.

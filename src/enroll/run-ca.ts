@@ -229,6 +229,6 @@ function readSecret(file: string, field: string, minBytes: number): Buffer {
   return bytes;
 }
 
-function fail(reason: string, message: string, cause?: unknown): never {
-  throw new SidecarError('ERR_PKI', reason, message, cause === undefined ? undefined : { cause });
+function fail(fault: string, message: string, cause?: unknown): never {
+  throw new SidecarError('ERR_PKI', fault, message, cause === undefined ? undefined : { cause });
 }

@@ -21,7 +21,7 @@ export interface CertificateRequest {
  *
  * Signatures: ECDSA with SHA-256 for P-256 and SHA-384 for P-384, RSASSA-PKCS#1 v1.5 with SHA-256
  * for RSA (the hash the key was generated for). Async; fails closed with a `SidecarError`
- * `ERR_PKI` (reason `subject` for a subject that does not parse, `csr` if signing fails).
+ * `ERR_PKI` (fault `subject` for a subject that does not parse, `csr` if signing fails).
  * Never writes, logs or keeps the key.
  */
 export async function createCsr(key: GeneratedKey, subject: string): Promise<CertificateRequest> {

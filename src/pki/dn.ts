@@ -35,7 +35,7 @@ const SHARP = 0x23;
  * Node's text does not keep the ASN.1 string type, so two names that differ only in it (or a
  * text value and a DER value that reads the same) give the same string; compare DER when that
  * matters. Pure and synchronous. `undefined` (what Node gives for an empty name) and "" give "".
- * Throws a `SidecarError` `ERR_PKI` (reason `dn`) on text that is not in Node's format: a line
+ * Throws a `SidecarError` `ERR_PKI` (fault `dn`) on text that is not in Node's format: a line
  * without "=", an attribute type that is neither a short name nor an OID, a dangling or
  * malformed escape. It never passes such text through.
  */

@@ -166,6 +166,6 @@ function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   return copy.buffer;
 }
 
-function pkiError(reason: string, message: string, cause?: unknown): SidecarError {
-  return new SidecarError('ERR_PKI', reason, `PKCS#12: ${message}`, cause === undefined ? undefined : { cause });
+function pkiError(fault: string, message: string, cause?: unknown): SidecarError {
+  return new SidecarError('ERR_PKI', fault, `PKCS#12: ${message}`, cause === undefined ? undefined : { cause });
 }

@@ -27,7 +27,7 @@ const IPV6_NODE = /^[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}$/;
  *
  * Values are returned unescaped and may hold control characters, spaces and quotes: encode them
  * before they reach a header. Pure and synchronous; `undefined` (no extension) gives empty lists.
- * Fails closed with a `SidecarError` `ERR_PKI` (reason `subjectAltName`) and returns nothing when:
+ * Fails closed with a `SidecarError` `ERR_PKI` (fault `subjectAltName`) and returns nothing when:
  * the text is not in Node's format; `null` (Node could not print the extension); a URI, DNS
  * name or e-mail holds a non-ASCII byte (RFC 5280 makes them IA5String; Go refuses such
  * certificates as well, and dropping the one entry could let it slip past a deny rule); an IP

@@ -1,7 +1,7 @@
 /**
  * Decoders for the certificate extensions revocation checking reads: CRL distribution points,
  * the AIA OCSP responder, extended and plain key usage, basic constraints.
- * Each is sync and throws `SidecarError` (reason 'der') on a malformed extension; callers decide
+ * Each is sync and throws `SidecarError` (fault 'der') on a malformed extension; callers decide
  * whether that means "no URL" or "reject".
  */
 import type { X509Certificate } from 'node:crypto';

@@ -157,9 +157,9 @@ export function startCrlFeed(options: CrlFeedOptions, deps: CrlFeedDeps): CrlFee
 }
 
 function reasonOf(err: unknown): string {
-  if (err instanceof SidecarError) return `${err.reason}: ${err.message}`;
+  if (err instanceof SidecarError) return `${err.fault}: ${err.message}`;
   const cause = (err as { cause?: unknown })?.cause;
-  if (cause instanceof SidecarError) return `${cause.reason}: ${cause.message}`;
+  if (cause instanceof SidecarError) return `${cause.fault}: ${cause.message}`;
   return (err as Error)?.message ?? String(err);
 }
 

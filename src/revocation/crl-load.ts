@@ -82,7 +82,7 @@ export async function loadCrls(bytes: Buffer, deps: LoadCrlsDeps): Promise<{ crl
 }
 
 function failureOf(index: number, err: unknown): CrlLoadFailure {
-  if (isSidecarError(err)) return { index, reason: err.reason, message: err.message };
+  if (isSidecarError(err)) return { index, reason: err.fault, message: err.message };
   return { index, reason: 'internal', message: String(err) };
 }
 

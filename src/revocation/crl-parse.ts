@@ -73,8 +73,8 @@ function algorithmOf(buf: Uint8Array, seq: Tlv): SignatureAlgorithm {
 }
 
 /**
- * Parses a DER CRL without its entries. Sync; throws `SidecarError` for malformed DER (reason
- * 'der') or a CRL we must not use (reason 'crl-unsupported'): a delta CRL, an indirect or
+ * Parses a DER CRL without its entries. Sync; throws `SidecarError` for malformed DER (fault
+ * 'der') or a CRL we must not use (fault 'crl-unsupported'): a delta CRL, an indirect or
  * reason-partitioned CRL, an unknown critical extension, or no nextUpdate (without it we could
  * never tell it is stale). Verifies nothing: see crl-load.ts.
  */
@@ -168,7 +168,7 @@ export interface CollectOptions {
 
 /**
  * Walks the revoked entries and returns the set of their serials. Async: yields to the event loop
- * every `sliceMs`; rejects with `SidecarError` on malformed entries (reason 'der'), an abort
+ * every `sliceMs`; rejects with `SidecarError` on malformed entries (fault 'der'), an abort
  * ('aborted'), or an entry extension we must not ignore ('crl-unsupported', see
  * `checkEntryExtensions`): the whole CRL is then unusable. reasonCode, invalidityDate and
  * holdInstructionCode do not change the answer (certificateHold entries count as revoked).

@@ -36,7 +36,7 @@ export function contextTag(n: number, constructed: boolean): number {
   return (constructed ? 0xa0 : 0x80) | n;
 }
 
-/** The error every reader here throws for malformed input (ERR_REVOCATION_SOURCE, reason 'der'). */
+/** The error every reader here throws for malformed input (ERR_REVOCATION_SOURCE, fault 'der'). */
 export function derError(message: string): SidecarError {
   return new SidecarError('ERR_REVOCATION_SOURCE', 'der', `malformed DER: ${message}`);
 }

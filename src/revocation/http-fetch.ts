@@ -1,7 +1,7 @@
 /**
  * One bounded HTTP exchange for CRL downloads and OCSP requests: a deadline covering headers and
  * body, a byte cap enforced while streaming (a lying or absent Content-Length cannot make us
- * buffer more), and failures as `SidecarError`s with a stable reason.
+ * buffer more), and failures as `SidecarError`s with a stable `fault`.
  */
 import { SidecarError } from '../errors.js';
 
@@ -25,12 +25,12 @@ export interface BoundedResponse {
   readonly body: Buffer;
 }
 
-function fail(reason: string, message: string, cause?: unknown): SidecarError {
-  return new SidecarError('ERR_REVOCATION_SOURCE', reason, message, { cause });
+function fail(fault: string, message: string, cause?: unknown): SidecarError {
+  return new SidecarError('ERR_REVOCATION_SOURCE', fault, message, { cause });
 }
 
 /**
- * Performs the exchange. Async; rejects only with `SidecarError` (reasons 'http-timeout',
+ * Performs the exchange. Async; rejects only with `SidecarError` (faults 'http-timeout',
  * 'http-too-large', 'http-error', 'aborted'); never leaves the body stream open.
  */
 export async function fetchBounded(fetchFn: typeof fetch, url: string, req: BoundedRequest): Promise<BoundedResponse> {

@@ -192,7 +192,7 @@ export function createOcspClient(deps: OcspClientDeps): OcspClient {
         return entry;
       })
       .catch((err: unknown) => {
-        const reason = isSidecarError(err) ? err.reason : 'internal';
+        const reason = isSidecarError(err) ? err.fault : 'internal';
         deps.observer?.ocspExchange?.(took(), reason);
         const message = err instanceof Error ? err.message : String(err);
         logger.warn({ url, serial: leaf.serialHex, reason, detail: message }, 'OCSP check failed');

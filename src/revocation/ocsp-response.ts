@@ -49,8 +49,8 @@ export interface OcspExpectation {
 const BASIC_RESPONSE_OID = '1.3.6.1.5.5.7.48.1.1';
 const RESPONSE_STATUS = ['successful', 'malformedRequest', 'internalError', 'tryLater', '(4)', 'sigRequired', 'unauthorized'];
 
-function reject(reason: string, message: string, cause?: unknown): SidecarError {
-  return new SidecarError('ERR_REVOCATION_SOURCE', reason, message, cause === undefined ? undefined : { cause });
+function reject(fault: string, message: string, cause?: unknown): SidecarError {
+  return new SidecarError('ERR_REVOCATION_SOURCE', fault, message, cause === undefined ? undefined : { cause });
 }
 
 function decode<T>(bytes: Uint8Array, build: (schema: asn1js.AsnType) => T, what: string): T {
@@ -136,7 +136,7 @@ function statusOf(single: pkijs.SingleResponse): RevocationStatus {
 
 /**
  * Parses and verifies a DER OCSPResponse for `exp.leaf`. Async; rejects with `SidecarError`
- * (code ERR_REVOCATION_SOURCE) whose `reason` names the failure: 'ocsp-malformed',
+ * (code ERR_REVOCATION_SOURCE) whose `fault` names the failure: 'ocsp-malformed',
  * 'ocsp-status' (responder said tryLater/unauthorized/…), 'ocsp-signer' (no authorized signer),
  * 'ocsp-signature', 'ocsp-certid', 'ocsp-future', 'ocsp-expired', 'ocsp-stale' (no nextUpdate and
  * thisUpdate too old), 'ocsp-nonce'.

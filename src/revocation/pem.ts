@@ -54,7 +54,7 @@ async function decodeBody(bytes: Buffer, start: number): Promise<{ der: Buffer; 
 /**
  * Returns the DER blobs in `bytes`: the input itself if it is DER (starts with a SEQUENCE), else
  * every `-----BEGIN <label>-----` block of a PEM text, in order. Async (yields while decoding
- * large PEM); rejects with `SidecarError` (reason 'pem') if neither form is found or a block is
+ * large PEM); rejects with `SidecarError` (fault 'pem') if neither form is found or a block is
  * malformed or unterminated.
  */
 export async function decodeDerOrPem(bytes: Buffer, label: string): Promise<Buffer[]> {

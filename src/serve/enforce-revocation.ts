@@ -58,7 +58,7 @@ export function createRevocationEnforcement(
     }
   };
   // Down from the start until the first connect.
-  let feedLost: { since: number; reason: string } | undefined = options.feed.url === undefined ? undefined : { since: Date.now(), reason: 'not connected yet' };
+  let feedLost: { since: number; error: string } | undefined = options.feed.url === undefined ? undefined : { since: Date.now(), error: 'not connected yet' };
   if (options.feed.url !== undefined) m.feedConnected.set(0);
   const checker: RevocationChecker = createRevocationChecker(options, {
     trustedCas: deps.trustedCas,
@@ -82,11 +82,11 @@ export function createRevocationEnforcement(
           m.feedConnected.set(1);
           logger.info({ event: 'revocation_feed_connected', url: options.feed.url }, 'revocation feed connected');
         } else if (e.type === 'disconnected') {
-          feedLost ??= { since: Date.now(), reason: e.reason };
-          feedLost.reason = e.reason;
+          feedLost ??= { since: Date.now(), error: e.reason };
+          feedLost.error = e.reason;
           m.feedConnected.set(0);
           m.feedDisconnects.inc();
-          logger.warn({ event: 'revocation_feed_lost', url: options.feed.url, reason: e.reason, retryInMs: e.retryInMs }, 'revocation feed down; CRL polling and OCSP continue');
+          logger.warn({ event: 'revocation_feed_lost', url: options.feed.url, error: e.reason, retryInMs: e.retryInMs }, 'revocation feed down; CRL polling and OCSP continue');
         } else {
           m.feedEvents.inc({ outcome: e.outcome });
           if (e.outcome === 'refused') logger.warn({ event: 'revocation_feed_refused', url: options.feed.url, id: e.id }, 'revocation feed sent a CRL that did not verify; the previous CRL stays');
@@ -165,7 +165,7 @@ export function createRevocationEnforcement(
       timer.unref();
     },
     ready: () => isReady && checker.failingSources().length === 0,
-    degraded: () => (feedLost === undefined ? undefined : `revocation feed down since ${new Date(feedLost.since).toISOString()} (${feedLost.reason}); CRL polling and OCSP continue`),
+    degraded: () => (feedLost === undefined ? undefined : `revocation feed down since ${new Date(feedLost.since).toISOString()} (${feedLost.error}); CRL polling and OCSP continue`),
     whenReady: () => readyPromise,
     async close() {
       clearInterval(timer);

@@ -65,8 +65,8 @@ export function createServingMaterial(o: ServingMaterialOptions): ServingMateria
         o.metrics.reloadLastSuccess.setToCurrentTime();
         o.logger.info({ event: 'reload', result: 'success', trigger: outcome.trigger, serverCertNotAfter: outcome.material.serverCertificate.validTo }, 'TLS material reloaded');
       } else {
-        const err = outcome.error as Error & { reason?: string };
-        o.logger.error({ event: 'reload', result: 'failure', trigger: outcome.trigger, field: err.reason, error: err.message }, 'TLS material reload failed; keeping the previous material');
+        const err = outcome.error as Error & { fault?: string };
+        o.logger.error({ event: 'reload', result: 'failure', trigger: outcome.trigger, fault: err.fault, error: err.message }, 'TLS material reload failed; keeping the previous material');
       }
     },
   });

@@ -28,8 +28,8 @@ export interface TlsMaterialPaths {
   readonly caBundle: readonly string[];
 }
 
-function fail(reason: string, message: string, cause?: unknown): never {
-  throw new SidecarError('ERR_TLS_MATERIAL', reason, message, cause === undefined ? undefined : { cause });
+function fail(fault: string, message: string, cause?: unknown): never {
+  throw new SidecarError('ERR_TLS_MATERIAL', fault, message, cause === undefined ? undefined : { cause });
 }
 
 function readText(file: string, what: string): string {
@@ -46,7 +46,7 @@ function readText(file: string, what: string): string {
 }
 
 /**
- * Reads and cross-checks the files. Sync; throws SidecarError(ERR_TLS_MATERIAL) with `reason` set
+ * Reads and cross-checks the files. Sync; throws SidecarError(ERR_TLS_MATERIAL) with `fault` set
  * to the config field at fault. `now` lets reload tests pin the clock.
  */
 export function loadTlsMaterial(paths: TlsMaterialPaths, now: Date = new Date()): TlsMaterial {

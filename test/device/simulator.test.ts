@@ -139,12 +139,12 @@ t.test('the CA refusing (invalid_code) is ERR_ENROLL with its code and message, 
   await t.rejects(enrollDevice({ url, caCertFile: caFile, deviceId: 'phone-1', code: 'WRONG', outDir: dir }), {
     name: 'SidecarError',
     code: 'ERR_ENROLL',
-    reason: 'invalid_code',
+    fault: 'invalid_code',
     message: /refused: the code is not valid for this device \(invalid_code, HTTP 403\)/,
   });
   fault = { status: 429, body: JSON.stringify({ error: { code: 'rate_limited', message: 'slow\u001b[31m down' } }), headers: { 'retry-after': '7' } };
   const err = await enrollDevice({ url, caCertFile: caFile, deviceId: 'phone-1', code: 'CODE-1', outDir: dir }).catch((e: unknown) => e);
-  t.match(err, { reason: 'rate_limited', message: /slow \[31m down .*retry after 7 s/ }, 'control characters from the server are neutralised');
+  t.match(err, { fault: 'rate_limited', message: /slow \[31m down .*retry after 7 s/ }, 'control characters from the server are neutralised');
   t.same(snapshot(dir), before);
 });
 
@@ -162,7 +162,7 @@ for (const [name, f, message] of faults) {
     const before = snapshot(dir);
     fault = f;
     t.teardown(() => (fault = undefined));
-    await t.rejects(enrollDevice({ url, caCertFile: caFile, deviceId: 'phone-1', code: 'CODE-1', outDir: dir }), { code: 'ERR_ENROLL', reason: 'bad_response', message });
+    await t.rejects(enrollDevice({ url, caCertFile: caFile, deviceId: 'phone-1', code: 'CODE-1', outDir: dir }), { code: 'ERR_ENROLL', fault: 'bad_response', message });
     t.same(snapshot(dir), before);
   });
 }
@@ -170,25 +170,25 @@ for (const [name, f, message] of faults) {
 t.test('transport failures: untrusted server is tls, closed port and timeout are network, abort is aborted', async (t) => {
   const before = snapshot(dir);
   const base = { caCertFile: caFile, deviceId: 'phone-1', code: 'CODE-1', outDir: dir };
-  await t.rejects(enrollDevice({ ...base, url, caCertFile: otherCaFile }), { code: 'ERR_ENROLL', reason: 'tls', message: /is --ca-cert the CA/ });
+  await t.rejects(enrollDevice({ ...base, url, caCertFile: otherCaFile }), { code: 'ERR_ENROLL', fault: 'tls', message: /is --ca-cert the CA/ });
   const closed = https.createServer();
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
   const closedPort = (closed.address() as AddressInfo).port;
   await new Promise((resolve) => closed.close(resolve));
-  await t.rejects(enrollDevice({ ...base, url: `https://127.0.0.1:${closedPort}` }), { code: 'ERR_ENROLL', reason: 'network', message: /ECONNREFUSED/ });
+  await t.rejects(enrollDevice({ ...base, url: `https://127.0.0.1:${closedPort}` }), { code: 'ERR_ENROLL', fault: 'network', message: /ECONNREFUSED/ });
   fault = 'hang';
   t.teardown(() => (fault = undefined));
-  await t.rejects(enrollDevice({ ...base, url, timeoutMs: 300 }), { code: 'ERR_ENROLL', reason: 'network', message: /within 300 ms/ });
-  await t.rejects(enrollDevice({ ...base, url, signal: AbortSignal.timeout(200) }), { code: 'ERR_ENROLL', reason: 'aborted' });
+  await t.rejects(enrollDevice({ ...base, url, timeoutMs: 300 }), { code: 'ERR_ENROLL', fault: 'network', message: /within 300 ms/ });
+  await t.rejects(enrollDevice({ ...base, url, signal: AbortSignal.timeout(200) }), { code: 'ERR_ENROLL', fault: 'aborted' });
   t.same(snapshot(dir), before);
 });
 
 t.test('bad options fail before any call or file', async (t) => {
   const base = { url, caCertFile: caFile, deviceId: 'phone-9', code: 'x', outDir: join(work, 'never') };
-  await t.rejects(enrollDevice({ ...base, url: 'http://127.0.0.1:1' }), { code: 'ERR_USAGE', reason: 'url' });
-  await t.rejects(enrollDevice({ ...base, deviceId: '' }), { code: 'ERR_USAGE', reason: 'deviceId' });
-  await t.rejects(enrollDevice({ ...base, caCertFile: join(work, 'missing.pem') }), { code: 'ERR_TLS_MATERIAL', reason: 'caCertFile' });
-  await t.rejects(renewDevice({ url, caCertFile: caFile, dir: join(work, 'empty') }), { code: 'ERR_TLS_MATERIAL', reason: join(work, 'empty', 'device.key') });
+  await t.rejects(enrollDevice({ ...base, url: 'http://127.0.0.1:1' }), { code: 'ERR_USAGE', fault: 'url' });
+  await t.rejects(enrollDevice({ ...base, deviceId: '' }), { code: 'ERR_USAGE', fault: 'deviceId' });
+  await t.rejects(enrollDevice({ ...base, caCertFile: join(work, 'missing.pem') }), { code: 'ERR_TLS_MATERIAL', fault: 'caCertFile' });
+  await t.rejects(renewDevice({ url, caCertFile: caFile, dir: join(work, 'empty') }), { code: 'ERR_TLS_MATERIAL', fault: join(work, 'empty', 'device.key') });
   t.notOk(readdirSync(work).includes('never'));
 });
 
@@ -213,7 +213,7 @@ t.test('renew: presents the current certificate over mTLS, rotates the key, repl
   const before = snapshot(dir);
   fault = { status: 403, body: JSON.stringify({ error: { code: 'revoked', message: 'the client certificate is revoked' } }) };
   t.teardown(() => (fault = undefined));
-  await t.rejects(renewDevice({ url, caCertFile: caFile, dir }), { code: 'ERR_ENROLL', reason: 'revoked' });
+  await t.rejects(renewDevice({ url, caCertFile: caFile, dir }), { code: 'ERR_ENROLL', fault: 'revoked' });
   t.same(snapshot(dir), before);
 });
 
@@ -225,6 +225,6 @@ t.test('renew with a certificate the CA did not issue is refused by the CA, file
   writeFileSync(join(stranger, 'device.key'), key.privateKeyPem);
   writeFileSync(join(stranger, 'device.pem'), self.pem);
   const before = snapshot(stranger);
-  await t.rejects(renewDevice({ url, caCertFile: caFile, dir: stranger }), { code: 'ERR_ENROLL', reason: 'unknown_certificate' });
+  await t.rejects(renewDevice({ url, caCertFile: caFile, dir: stranger }), { code: 'ERR_ENROLL', fault: 'unknown_certificate' });
   t.same(snapshot(stranger), before);
 });

@@ -54,7 +54,7 @@ async function enrolled(store: CaStore, deviceId: string, over: Partial<NewCerti
   return c;
 }
 
-const storeError = (reason: string | RegExp) => ({ name: 'SidecarError', code: 'ERR_STORE', reason });
+const storeError = (reason: string | RegExp) => ({ name: 'SidecarError', code: 'ERR_STORE', fault: reason });
 
 t.test('a new file is created in WAL mode at schema version 1; :memory: works too', async (t) => {
   const path = file(t);

@@ -124,18 +124,19 @@ t.test('broken material keeps the old serving, is counted, and a fix is picked u
   const other = await serverCert('0b02');
   const expiredKey = await generateKey('p256');
   const expired = await issueCertificate({ subject: 'CN=localhost', key: expiredKey, issuer: pki.root, notBefore: new Date(Date.now() - 2e9), notAfter: new Date(Date.now() - 1e9) });
-  const broken: Array<[string, Record<string, string>, RegExp]> = [
-    ['key does not match', { 'tls.crt': other['tls.crt'], 'tls.key': good['tls.key'] }, /does not match/],
-    ['unparseable certificate', { 'tls.crt': 'garbage', 'tls.key': good['tls.key'] }, /no PEM CERTIFICATE/],
-    ['expired certificate', { 'tls.crt': expired.pem, 'tls.key': expiredKey.privateKeyPem }, /expired/],
+  const broken: Array<[string, Record<string, string>, RegExp, string]> = [
+    ['key does not match', { 'tls.crt': other['tls.crt'], 'tls.key': good['tls.key'] }, /does not match/, 'tls.key'],
+    ['unparseable certificate', { 'tls.crt': 'garbage', 'tls.key': good['tls.key'] }, /no PEM CERTIFICATE/, 'tls.cert'],
+    ['expired certificate', { 'tls.crt': expired.pem, 'tls.key': expiredKey.privateKeyPem }, /expired/, 'tls.cert'],
   ];
-  for (const [name, files, why] of broken) {
+  for (const [name, files, why, fault] of broken) {
     vol.publish(files);
     sc.sidecar.reload('test');
     t.equal(await presentedSerial(sc.port), '0b01', `${name}: the old certificate still serves`);
     const line = sc.logs.filter((l) => l.event === 'reload').at(-1)!;
     t.equal(line.result, 'failure', `${name}: logged as a failure`);
     t.match(String(line.error), why, `${name}: says why`);
+    t.equal(line.fault, fault, `${name}: names the config field at fault`);
   }
   const metrics = await (await fetch(`${sc.adminUrl}/metrics`)).text();
   t.match(metrics, /mtls_reloads_total\{result="failure"\} 3/);

@@ -78,6 +78,6 @@ t.test('RFC 4514 escapes in the subject stay one attribute value', async (t) => 
 t.test('an empty or unparsable subject is an ERR_PKI naming the subject', async (t) => {
   const key = await generateKey('p256');
   for (const subject of ['', 'not a name', '=x']) {
-    await t.rejects(createCsr(key, subject), { name: 'SidecarError', code: 'ERR_PKI', reason: 'subject' }, JSON.stringify(subject));
+    await t.rejects(createCsr(key, subject), { name: 'SidecarError', code: 'ERR_PKI', fault: 'subject' }, JSON.stringify(subject));
   }
 });

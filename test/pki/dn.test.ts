@@ -130,6 +130,6 @@ t.test('unescapes and re-escapes rather than passing text through', async (t) =>
 
 t.test('rejects text that is not in Node format', async (t) => {
   for (const bad of ['CN', 'CN=a\n\nO=b', 'CN=a\\', 'CN=a\\4', 'CN=a\\4G', '=x', 'C N=x', 'CN=a + b', 'CN=a\n']) {
-    t.throws(() => formatRfc4514(bad), { code: 'ERR_PKI', reason: 'dn' }, JSON.stringify(bad));
+    t.throws(() => formatRfc4514(bad), { code: 'ERR_PKI', fault: 'dn' }, JSON.stringify(bad));
   }
 });

@@ -167,7 +167,7 @@ t.test('fails closed with ERR_PKI on bad input', async (t) => {
     ['friendlyName outside the BMP', { friendlyName: 'key 🔑' }, 'friendlyName'],
   ];
   for (const [name, override, reason] of cases) {
-    await t.rejects(createPkcs12({ ...base, ...override }), { code: 'ERR_PKI', reason }, name);
+    await t.rejects(createPkcs12({ ...base, ...override }), { code: 'ERR_PKI', fault: reason }, name);
   }
   const err = await createPkcs12({ ...base, keyPem: 'x' }).catch((e: unknown) => e);
   t.ok(isSidecarError(err));

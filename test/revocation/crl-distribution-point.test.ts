@@ -119,7 +119,7 @@ for (const fault of ['error500', 'garbage', 'hang', 'huge'] as const) {
     t.ok(await waitFor(() => logged().length > 0, 5000), 'the failure is logged');
     const line = logged()[0];
     const expected = { error500: /500/, garbage: /pem/, hang: /http-timeout/, huge: /http-too-large/ }[fault];
-    t.match(JSON.stringify({ ...line?.obj, err: (line?.obj.err as { reason?: string })?.reason }), expected);
+    t.match(JSON.stringify({ ...line?.obj, err: (line?.obj.err as { fault?: string })?.fault }), expected);
     t.equal((await checker.check(leaf.x509, pki.ca.x509)).status, 'good', 'previous CRL still answers');
     mode = 'serve';
   });

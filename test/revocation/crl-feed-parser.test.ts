@@ -27,9 +27,9 @@ t.test('an event split across chunks at every position parses the same', async (
 t.test('an id with NUL is ignored; an event over the limit throws a typed error', async (t) => {
   const p = createSseParser(16);
   t.same(p.push(bytes('id: 1\n\nid: a\0b\ndata: z\n\n')), [{ type: 'message', data: 'z', id: '1' }]);
-  t.throws(() => p.push(bytes(`data: ${'A'.repeat(40)}\n`)), { code: 'ERR_REVOCATION_SOURCE', reason: 'feed-too-large' });
+  t.throws(() => p.push(bytes(`data: ${'A'.repeat(40)}\n`)), { code: 'ERR_REVOCATION_SOURCE', fault: 'feed-too-large' });
   const q = createSseParser(16);
-  t.throws(() => q.push(bytes('data: '.padEnd(64, 'A'))), { code: 'ERR_REVOCATION_SOURCE', reason: 'feed-too-large' }, 'an unterminated line is bounded too');
+  t.throws(() => q.push(bytes('data: '.padEnd(64, 'A'))), { code: 'ERR_REVOCATION_SOURCE', fault: 'feed-too-large' }, 'an unterminated line is bounded too');
 });
 
 // Found by review: the pending text was rescanned and re-joined on every chunk, so one long

@@ -99,7 +99,7 @@ t.test('the DER reader refuses malformed headers', async (t) => {
     ['content overruns', [0x30, 0x05, 0x01]],
     ['multi-byte tag', [0x1f, 0x81, 0x01, 0x00]],
   ];
-  for (const [what, bytes] of bad) t.throws(() => readTlv(Buffer.from(bytes), 0), { code: 'ERR_REVOCATION_SOURCE', reason: 'der' }, what);
+  for (const [what, bytes] of bad) t.throws(() => readTlv(Buffer.from(bytes), 0), { code: 'ERR_REVOCATION_SOURCE', fault: 'der' }, what);
   t.equal(decodeTime(Buffer.from('170d3439313233313233353935395a', 'hex'), readTlv(Buffer.from('170d3439313233313233353935395a', 'hex'), 0)), Date.UTC(2049, 11, 31, 23, 59, 59));
   t.equal(decodeTime(Buffer.from('170d3530303130313030303030305a', 'hex'), readTlv(Buffer.from('170d3530303130313030303030305a', 'hex'), 0)), Date.UTC(1950, 0, 1));
   const gt = Buffer.from('18113230353030313031303030303030' + '2e355a', 'hex');

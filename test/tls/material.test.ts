@@ -41,10 +41,10 @@ t.test('every bad file is named with what is wrong', async (t) => {
     ['empty CA bundle', { ...good, caBundle: [pki.write('empty.pem', '')] }, 'clientAuth.caBundle', /no PEM CERTIFICATE/],
     ['non-CA in bundle', { ...good, caBundle: [pki.serverCertFile] }, 'clientAuth.caBundle', /is not a CA certificate/],
   ];
-  for (const [name, paths, reason, message] of cases) {
+  for (const [name, paths, fault, message] of cases) {
     const err = failure(paths);
     t.equal(err.code, 'ERR_TLS_MATERIAL', name);
-    t.equal(err.reason, reason, `${name}: reason`);
+    t.equal(err.fault, fault, `${name}: fault`);
     t.match(err.message, message, `${name}: message`);
   }
 });

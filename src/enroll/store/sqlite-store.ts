@@ -83,9 +83,9 @@ const CERT_COLUMNS = `serial_hex, device_id, subject, not_before, not_after, fin
 
 /**
  * Opens (creating if absent) the SQLite database at `path` (':memory:' for a throwaway one) and
- * migrates it to the current schema. Synchronous. Throws a SidecarError `ERR_STORE` (reason
+ * migrates it to the current schema. Synchronous. Throws a SidecarError `ERR_STORE` (fault
  * 'store.path') if the file cannot be opened or is not a database (its parent directory is never
- * created), or (reason 'store.schema') if its schema is newer than this code knows; nothing is
+ * created), or (fault 'store.schema') if its schema is newer than this code knows; nothing is
  * left open then. Every method of the returned store rejects with a SidecarError `ERR_STORE`.
  *
  * Beyond the CaStore contract: `redeemCode` rejects if the certificate is for another device, and
