@@ -29,7 +29,11 @@ export interface IdentityHeaderOptions {
   readonly stripHeaders: readonly string[];
 }
 
-/** Lower-case name/value pairs, ready to assign onto `req.headers`. */
+/**
+ * Lower-case name/value pairs, rendered once per verified certificate: proxy/upstream-headers.ts
+ * appends them to the upstream head after the client's headers of these names were dropped.
+ * `req.headers` is never written.
+ */
 export type RenderedHeaders = ReadonlyArray<readonly [name: string, value: string]>;
 
 /** The compiled plan. Immutable. */

@@ -68,8 +68,35 @@ export interface TelemetryOptions {
   readonly now?: () => number;
 }
 
-/** Builds the observer. Never throws from a hook (telemetry must not break the data path). */
+/**
+ * Builds the observer. Never throws from a hook: the pipeline calls them from socket and request
+ * events, where a throw would be an uncaught exception: a hook that fails (a metric refusing a
+ * value, a logger stream error) is caught and logged as `telemetry_failed`, rate-limited per hook.
+ */
 export function createTelemetry(options: TelemetryOptions): PipelineObserver {
+  return guardHooks(observerOf(options), options.logger, options.limiter);
+}
+
+/** Each hook of `observer` wrapped so that it never throws. */
+function guardHooks(observer: Required<PipelineObserver>, logger: Logger, limiter: LineLimiter): PipelineObserver {
+  const guarded: Record<string, (...args: never[]) => void> = {};
+  for (const [hook, fn] of Object.entries(observer) as Array<[string, (...args: never[]) => void]>) {
+    guarded[hook] = (...args) => {
+      try {
+        fn(...args);
+      } catch (err) {
+        try {
+          if (limiter.allow('telemetry_failed', hook)) logger.error({ event: 'telemetry_failed', hook, err }, 'telemetry hook failed; the data path continues');
+        } catch {
+          // Logging is what failed: nothing left to tell.
+        }
+      }
+    };
+  }
+  return guarded as PipelineObserver;
+}
+
+function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
   const { metrics: m, logger, limiter } = options;
   const now = options.now ?? Date.now;
   return {

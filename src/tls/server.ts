@@ -18,22 +18,24 @@ export interface DataListenerOptions {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxHeaderBytes: number;
-  /** 48 bytes of session-ticket keys; random per process when omitted. */
-  readonly ticketKeys?: Buffer | undefined;
+  /**
+   * 48 bytes of session-ticket keys, given to every secure context (the first and each reload's).
+   * Required: without them OpenSSL makes new keys per context, and a reload would end every
+   * session. The caller keeps them for the process's life (the cluster primary shares them).
+   */
+  readonly ticketKeys: Buffer;
 }
 
 /**
  * Secure-context options from checked material; also what a hot reload passes to
- * `server.setSecureContext`. The session-ticket keys are the caller's and stay the same across
- * contexts, so sessions issued under an old CA bundle do resume under a new one: the verifier
- * rebuilds and checks their path against the current bundle.
+ * `server.setSecureContext`. The session-ticket keys are the caller's and the same in every
+ * context, so sessions issued under an old CA bundle do resume under a new one (and on any
+ * worker): trust changes are still enforced, the verifier rebuilds every resumed session's path
+ * against the current bundle.
  */
 export function secureContextOptions(material: TlsMaterial, options: Pick<DataListenerOptions, 'minVersion' | 'ciphers' | 'ticketKeys'>): SecureContextOptions {
   return {
-    // Shared by every worker (and kept across reloads) so a session resumes whichever worker
-    // the connection lands on. Trust changes are still enforced: the verifier rebuilds every
-    // resumed session's path against the current CA bundle.
-    ...(options.ticketKeys ? { ticketKeys: options.ticketKeys } : {}),
+    ticketKeys: options.ticketKeys,
     cert: material.certPem,
     key: material.keyPem,
     ca: [...material.caPems],
