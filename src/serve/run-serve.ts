@@ -10,7 +10,7 @@ import { startSidecar } from './start-sidecar.js';
 import { runPrimary, runWorker } from './workers.js';
 
 /** How many workers `workers` means on this machine. Pure apart from reading the CPU count. */
-export function workerCount(workers: SidecarConfig['workers']): number {
+function workerCount(workers: SidecarConfig['workers']): number {
   return workers === 'auto' ? Math.max(1, availableParallelism()) : workers;
 }
 

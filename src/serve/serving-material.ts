@@ -79,7 +79,7 @@ export function createServingMaterial(o: ServingMaterialOptions): ServingMateria
 }
 
 /** See {@link ServingMaterial.canServe}. Pure. */
-export function materialCanServe(material: TlsMaterial, trust: TrustIndex, nowMs: number): boolean {
+function materialCanServe(material: TlsMaterial, trust: TrustIndex, nowMs: number): boolean {
   return validAt(material.serverCertificate, nowMs) && trust.certificates.some((ca) => trust.isAnchor(ca) && validAt(ca, nowMs));
 }
 
