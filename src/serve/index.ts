@@ -1,3 +1,4 @@
-export { startSidecar, type RunningSidecar, type StartOptions } from './start-sidecar.js';
+export { startSidecar } from './start-sidecar.js';
+export type { RunningSidecar, StartOptions } from './running-sidecar.js';
 export { runServe } from './run-serve.js';
 export { checkConfig } from './check-config.js';

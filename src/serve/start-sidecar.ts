@@ -5,13 +5,12 @@
  * (trust-owner.ts) and revocation (enforce-revocation.ts) are each in their own file.
  */
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { AdminServer, ReadinessCheck } from '../admin/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { compileHeaderPlan } from '../identity/index.js';
-import { createLogger, createLogLimiter, type Logger } from '../logging.js';
-import { createMetrics, type Metrics } from '../metrics.js';
+import { createLogger, createLogLimiter } from '../logging.js';
+import { createMetrics } from '../metrics.js';
 import { attachPipeline, createForwarder, createTelemetry, type Pipeline } from '../proxy/index.js';
 import { createDataServer, loadTlsMaterial } from '../tls/index.js';
 import { createPeerVerifier } from '../verify/index.js';
@@ -20,43 +19,9 @@ import { createRevocationEnforcement } from './enforce-revocation.js';
 import { dataListenerUrl, listen, listenAdmin } from './listen.js';
 import { createPathHintStore } from './path-hints.js';
 import { createServingMaterial } from './serving-material.js';
+import type { RunningSidecar, StartOptions } from './running-sidecar.js';
 import { closeConnectionsOfRemovedCas, createTrustOwner } from './trust-owner.js';
 import { readUpstreamCa } from './upstream-ca.js';
-
-/** A started sidecar. */
-export interface RunningSidecar {
-  /** `https://host:port` of the data listener (loopback name when bound to all interfaces). */
-  readonly url: string;
-  readonly port: number;
-  /** `http://host:port` of the admin listener, when enabled. */
-  readonly adminUrl: string | undefined;
-  readonly server: Server;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-  /** What `/readyz` checks for this process; a worker reports them to the primary, which serves them. */
-  readonly readiness: Readonly<Record<string, ReadinessCheck>>;
-  /** What works worse than configured now (e.g. `revocationFeed`), for `/readyz`'s `degraded`; never gates. */
-  degraded(): Record<string, string>;
-  /** Takes another worker's path hint. Never throws; a no-op without `publishPathHint`. */
-  receivePathHint(leafFingerprint: string, ders: readonly Buffer[]): void;
-  /** Re-reads the TLS material now (SIGHUP). Never throws: a failure keeps the old material. */
-  reload(trigger?: string): void;
-  /** True once close() has begun. */
-  readonly draining: boolean;
-  /** Stops accepting, turns readiness false, closes idle connections, waits for the rest up to `graceMs`, then cuts them. */
-  close(graceMs?: number): Promise<void>;
-}
-
-export interface StartOptions {
-  readonly logger?: Logger;
-  readonly metrics?: Metrics;
-  /** Session-ticket keys shared by all workers (48 bytes). */
-  readonly ticketKeys?: Buffer;
-  /** Workers serve no admin listener of their own: the primary aggregates. */
-  readonly admin?: boolean;
-  /** Workers: sends a path hint to the other workers (see path-hints.ts); they answer through `receivePathHint`. */
-  readonly publishPathHint?: (leafFingerprint: string, ders: readonly Buffer[]) => void;
-}
 
 /** Builds and starts the sidecar. Async; rejects with a SidecarError if material or a port fails. */
 export async function startSidecar(config: SidecarConfig, options: StartOptions = {}): Promise<RunningSidecar> {
