@@ -8,7 +8,7 @@ import 'reflect-metadata';
 import { createPublicKey, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { DeviceKeyType } from '../config/index.js';
-import { reject, type Outcome } from './rejections.js';
+import { refusal, type Outcome, type Refusal } from './refusals.js';
 
 /** What issuing needs from an accepted CSR. */
 export interface CheckedCsr {
@@ -43,26 +43,26 @@ export function decodeCsr(input: string | Uint8Array): Buffer | undefined {
  */
 export async function checkCsr(input: string | Uint8Array, policy: KeyPolicy): Promise<Outcome<{ csr: CheckedCsr }>> {
   const der = decodeCsr(input);
-  if (!der) return reject('csr_invalid', 'csr must be a PEM "CERTIFICATE REQUEST" or base64 DER');
+  if (!der) return refusal('csr_invalid', 'csr must be a PEM "CERTIFICATE REQUEST" or base64 DER');
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(der);
   } catch {
-    return reject('csr_invalid', 'csr is not a well-formed PKCS#10 request');
+    return refusal('csr_invalid', 'csr is not a well-formed PKCS#10 request');
   }
   const key = describeKey(Buffer.from(csr.publicKey.rawData));
   if (!key.ok) return key;
-  if (!policy.keyTypes.includes(key.keyType)) return reject('key_policy', `${key.keyType} keys are not accepted (allowed: ${policy.keyTypes.join(', ')})`);
-  if (key.keyType === 'rsa' && key.keyBits < policy.rsaMinBits) return reject('key_policy', `RSA keys need at least ${policy.rsaMinBits} bits, got ${key.keyBits}`);
+  if (!policy.keyTypes.includes(key.keyType)) return refusal('key_policy', `${key.keyType} keys are not accepted (allowed: ${policy.keyTypes.join(', ')})`);
+  if (key.keyType === 'rsa' && key.keyBits < policy.rsaMinBits) return refusal('key_policy', `RSA keys need at least ${policy.rsaMinBits} bits, got ${key.keyBits}`);
 
   const hash = (csr.signatureAlgorithm as { hash?: { name?: string } }).hash?.name;
-  if (hash === 'SHA-1') return reject('csr_invalid', 'csr is signed with SHA-1; use SHA-256 or stronger');
+  if (hash === 'SHA-1') return refusal('csr_invalid', 'csr is signed with SHA-1; use SHA-256 or stronger');
   let publicKey: webcrypto.CryptoKey;
   try {
-    if (!(await csr.verify(webcrypto as never))) return reject('csr_invalid', 'csr signature does not verify (no proof of possession of the key)');
+    if (!(await csr.verify(webcrypto as never))) return refusal('csr_invalid', 'csr signature does not verify (no proof of possession of the key)');
     publicKey = await webcrypto.subtle.importKey('spki', csr.publicKey.rawData, importParams(key.keyType, key.curve), true, ['verify']);
   } catch {
-    return reject('csr_invalid', 'csr signature algorithm is not supported or the signature is malformed');
+    return refusal('csr_invalid', 'csr signature algorithm is not supported or the signature is malformed');
   }
   return { ok: true, csr: { keyType: key.keyType, keyBits: key.keyBits, publicKey } };
 }
@@ -70,27 +70,27 @@ export async function checkCsr(input: string | Uint8Array, policy: KeyPolicy): P
 type KeyFacts = { ok: true; keyType: DeviceKeyType; keyBits: number; curve?: string };
 
 /** Classifies a SubjectPublicKeyInfo with OpenSSL's parser (via KeyObject), which knows every type. */
-function describeKey(spki: Buffer): KeyFacts | ReturnType<typeof reject> {
+function describeKey(spki: Buffer): KeyFacts | Refusal {
   let k: ReturnType<typeof createPublicKey>;
   try {
     k = createPublicKey({ key: spki, format: 'der', type: 'spki' });
   } catch {
-    return reject('key_policy', 'the CSR carries a key of an unknown type');
+    return refusal('key_policy', 'the CSR carries a key of an unknown type');
   }
   const d = k.asymmetricKeyDetails ?? {};
   switch (k.asymmetricKeyType) {
     case 'ec':
       if (d.namedCurve === 'prime256v1') return { ok: true, keyType: 'p256', keyBits: 256, curve: 'P-256' };
       if (d.namedCurve === 'secp384r1') return { ok: true, keyType: 'p384', keyBits: 384, curve: 'P-384' };
-      return reject('key_policy', `EC curve ${d.namedCurve ?? 'unknown'} is not accepted (P-256 or P-384)`);
+      return refusal('key_policy', `EC curve ${d.namedCurve ?? 'unknown'} is not accepted (P-256 or P-384)`);
     case 'ed25519':
       return { ok: true, keyType: 'ed25519', keyBits: 255 };
     case 'rsa':
       // A tiny public exponent (3) invites known attacks on careless padding; 65537 is universal.
-      if (d.publicExponent !== undefined && d.publicExponent < 65_537n) return reject('key_policy', 'RSA public exponent must be at least 65537');
+      if (d.publicExponent !== undefined && d.publicExponent < 65_537n) return refusal('key_policy', 'RSA public exponent must be at least 65537');
       return { ok: true, keyType: 'rsa', keyBits: d.modulusLength ?? 0 };
     default:
-      return reject('key_policy', `${k.asymmetricKeyType ?? 'unknown'} keys are not accepted`);
+      return refusal('key_policy', `${k.asymmetricKeyType ?? 'unknown'} keys are not accepted`);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * The device CA's rules, free of HTTP: one-time codes, enrollment, renewal, revocation and the
- * status the OCSP responder answers. Every refusal is a `Rejection` value; nothing is issued
+ * status the OCSP responder answers. Every refusal is a `Refusal` value; nothing is issued
  * before every check passed, and a certificate is returned only after the store recorded it
  * (so a crash can never leave a device holding a certificate the CA does not know).
  */
@@ -8,7 +8,7 @@ import type { CaConfig } from '../config/index.js';
 import { codeMatches, generateCode, hashCode } from './codes.js';
 import { checkCsr } from './csr-check.js';
 import { issueDeviceCertificate, type DeviceIssuer } from './device-certificate.js';
-import { reject, type Outcome } from './rejections.js';
+import { refusal, type Outcome } from './refusals.js';
 import type { CaStore, CertificateRecord, DeviceRecord, NewCertificate, RevocationReason } from './store/index.js';
 
 /** What a device receives. */
@@ -83,11 +83,11 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
 
   return {
     async createCode(input) {
-      if (!validDeviceId(input.deviceId)) return reject('invalid_device_id', `deviceId must match ${o.issuer.issuance.deviceIdPattern}`);
-      if (input.userId !== undefined && (typeof input.userId !== 'string' || input.userId.length > 256)) return reject('bad_request', 'userId must be a string of at most 256 characters');
+      if (!validDeviceId(input.deviceId)) return refusal('invalid_device_id', `deviceId must match ${o.issuer.issuance.deviceIdPattern}`);
+      if (input.userId !== undefined && (typeof input.userId !== 'string' || input.userId.length > 256)) return refusal('bad_request', 'userId must be a string of at most 256 characters');
       const ttl = input.ttlSeconds ?? o.codes.ttlSeconds;
       if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 30 || ttl > o.codes.ttlSeconds) {
-        return reject('bad_request', `ttlSeconds must be a whole number from 30 to ${o.codes.ttlSeconds}`);
+        return refusal('bad_request', `ttlSeconds must be a whole number from 30 to ${o.codes.ttlSeconds}`);
       }
       const code = generateCode(o.codes.length);
       const createdAt = now();
@@ -104,24 +104,24 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
     },
 
     async enroll(input) {
-      if (!validDeviceId(input.deviceId)) return reject('invalid_device_id', `deviceId must match ${o.issuer.issuance.deviceIdPattern}`);
-      if (typeof input.code !== 'string' || input.code.length === 0 || input.code.length > 64) return reject('bad_request', 'code must be a non-empty string');
-      if (typeof input.csr !== 'string') return reject('bad_request', 'csr must be a string (PEM or base64 DER)');
+      if (!validDeviceId(input.deviceId)) return refusal('invalid_device_id', `deviceId must match ${o.issuer.issuance.deviceIdPattern}`);
+      if (typeof input.code !== 'string' || input.code.length === 0 || input.code.length > 64) return refusal('bad_request', 'code must be a non-empty string');
+      if (typeof input.csr !== 'string') return refusal('bad_request', 'csr must be a string (PEM or base64 DER)');
       const deviceId = input.deviceId;
       const stored = await o.store.getCode(deviceId);
       // Which code states are told apart, and when: "locked" before comparing (a locked code can't
       // be guessed further); "used"/"expired" only to someone who knows the code.
-      if (!stored) return reject('invalid_code', 'the code is not valid for this device');
-      if (stored.attempts >= stored.maxAttempts) return reject('code_locked', 'too many wrong attempts: ask for a new code');
+      if (!stored) return refusal('invalid_code', 'the code is not valid for this device');
+      if (stored.attempts >= stored.maxAttempts) return refusal('code_locked', 'too many wrong attempts: ask for a new code');
       if (!codeMatches(o.pepper, deviceId, input.code, stored.codeHash)) {
         const attempts = await o.store.recordFailedAttempt(deviceId);
         return attempts >= stored.maxAttempts
-          ? reject('code_locked', 'too many wrong attempts: ask for a new code')
-          : reject('invalid_code', 'the code is not valid for this device');
+          ? refusal('code_locked', 'too many wrong attempts: ask for a new code')
+          : refusal('invalid_code', 'the code is not valid for this device');
       }
-      if (stored.usedAt) return reject('code_used', 'the code was already used');
+      if (stored.usedAt) return refusal('code_used', 'the code was already used');
       const at = now();
-      if (stored.expiresAt.getTime() <= at.getTime()) return reject('code_expired', 'the code has expired: ask for a new one');
+      if (stored.expiresAt.getTime() <= at.getTime()) return refusal('code_expired', 'the code has expired: ask for a new one');
 
       const checked = await checkCsr(input.csr, policy);
       if (!checked.ok) return checked;
@@ -129,22 +129,22 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
       const outcome = await o.store.redeemCode(deviceId, at, issued.record);
       if (outcome !== 'ok') {
         // Lost a race with another redemption: the certificate was never recorded, so it is dropped.
-        return outcome === 'no_code' ? reject('invalid_code', 'the code is not valid for this device') : reject(outcome, 'the code can no longer be used');
+        return outcome === 'no_code' ? refusal('invalid_code', 'the code is not valid for this device') : refusal(outcome, 'the code can no longer be used');
       }
       o.onIssued?.(issued.record, checked.csr.keyType);
       return { ok: true, result: toResult(issued.record, issued.pem) };
     },
 
     async renew(peer, input) {
-      if (!peer) return reject('cert_required', 'renewal needs the current device certificate as the TLS client certificate');
-      if (!peer.chainVerified) return reject('unknown_certificate', 'the client certificate was not issued by this CA');
+      if (!peer) return refusal('cert_required', 'renewal needs the current device certificate as the TLS client certificate');
+      if (!peer.chainVerified) return refusal('unknown_certificate', 'the client certificate was not issued by this CA');
       const current = await o.store.getCertificate(peer.serialHex);
       // Serial and fingerprint both: a serial alone could be claimed by another CA the TLS layer trusts.
-      if (!current || current.fingerprintSha256 !== peer.fingerprintSha256) return reject('unknown_certificate', 'the client certificate is not known to this CA');
-      if (current.revokedAt) return reject('revoked', 'the client certificate is revoked');
+      if (!current || current.fingerprintSha256 !== peer.fingerprintSha256) return refusal('unknown_certificate', 'the client certificate is not known to this CA');
+      if (current.revokedAt) return refusal('revoked', 'the client certificate is revoked');
       const at = now();
-      if (current.notAfter.getTime() <= at.getTime()) return reject('expired', 'the client certificate has expired: enroll again');
-      if (typeof input.csr !== 'string') return reject('bad_request', 'csr must be a string (PEM or base64 DER)');
+      if (current.notAfter.getTime() <= at.getTime()) return refusal('expired', 'the client certificate has expired: enroll again');
+      if (typeof input.csr !== 'string') return refusal('bad_request', 'csr must be a string (PEM or base64 DER)');
       const checked = await checkCsr(input.csr, policy);
       if (!checked.ok) return checked;
       const issued = await issueDeviceCertificate(o.issuer, current.deviceId, checked.csr, 'renew', current.serialHex, at);
@@ -158,15 +158,15 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
 
     async revoke(input) {
       const reason = input.reason ?? 'unspecified';
-      if (typeof reason !== 'string' || !REASONS.includes(reason as RevocationReason)) return reject('bad_request', `reason must be one of ${REASONS.join(', ')}`);
+      if (typeof reason !== 'string' || !REASONS.includes(reason as RevocationReason)) return refusal('bad_request', `reason must be one of ${REASONS.join(', ')}`);
       const bySerial = typeof input.serial === 'string' && /^[0-9a-fA-F]{1,40}$/.test(input.serial);
       const byDevice = validDeviceId(input.deviceId);
-      if (bySerial === byDevice) return reject('bad_request', 'give exactly one of serial (hex) or deviceId');
+      if (bySerial === byDevice) return refusal('bad_request', 'give exactly one of serial (hex) or deviceId');
       // Serials are stored as issued: lower-case hex without a leading zero digit (see randomSerialHex).
       const serialHex = bySerial ? (input.serial as string).toLowerCase().replace(/^0+(?=.)/, '') : '';
       const target = bySerial ? { serialHex } : { deviceId: input.deviceId as string };
       const known = bySerial ? await o.store.getCertificate(serialHex) : await o.store.getDevice(input.deviceId as string);
-      if (!known) return reject('not_found', bySerial ? 'no certificate with that serial' : 'no such device');
+      if (!known) return refusal('not_found', bySerial ? 'no certificate with that serial' : 'no such device');
       const revoked = await o.store.revoke(target, reason as RevocationReason, now());
       if (revoked.length) o.onRevoked();
       return { ok: true, revoked };

@@ -13,9 +13,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { EnrollService } from '../enroll-service.js';
-import { reject, type Outcome } from '../rejections.js';
+import { refusal, type Outcome } from '../refusals.js';
 import type { CertificateRecord, DeviceRecord } from '../store/index.js';
-import { parseJsonObject, pathOf, readBody, sendJson, sendRejection } from './http-io.js';
+import { parseJsonObject, pathOf, readBody, sendJson, sendRefusal } from './http-io.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RouteObserver } from './route-observer.js';
 
@@ -50,15 +50,15 @@ export function createAdminApi(o: AdminApiOptions): (req: IncomingMessage, res: 
     const done = o.observe(route.name, res);
     const address = req.socket.remoteAddress ?? 'unknown';
     if (!authenticated(req)) {
-      if (!o.failedAuthLimiter.take(address)) return void sendRejection(res, reject('rate_limited', 'too many failed authentications from this address'));
-      return void sendRejection(res, reject('unauthorized', 'send Authorization: Bearer <token> or an admin client certificate'), { 'www-authenticate': 'Bearer' });
+      if (!o.failedAuthLimiter.take(address)) return void sendRefusal(res, refusal('rate_limited', 'too many failed authentications from this address'));
+      return void sendRefusal(res, refusal('unauthorized', 'send Authorization: Bearer <token> or an admin client certificate'), { 'www-authenticate': 'Bearer' });
     }
-    if (route.name === 'other') return void sendRejection(res, reject(route.methodMismatch ? 'method_not_allowed' : 'not_found', 'no such route'));
+    if (route.name === 'other') return void sendRefusal(res, refusal(route.methodMismatch ? 'method_not_allowed' : 'not_found', 'no such route'));
     handle(route, req).then(
-      (outcome) => (outcome.ok ? sendJson(res, outcome.status, outcome.body) : sendRejection(res, outcome)),
+      (outcome) => (outcome.ok ? sendJson(res, outcome.status, outcome.body) : sendRefusal(res, outcome)),
       (err: unknown) => {
         done.failed(err);
-        sendRejection(res, reject('internal_error', 'the request could not be completed'));
+        sendRefusal(res, refusal('internal_error', 'the request could not be completed'));
       },
     );
   };
@@ -81,7 +81,7 @@ export function createAdminApi(o: AdminApiOptions): (req: IncomingMessage, res: 
     }
     if (route.name === 'get-device') {
       const device = await o.service.getDevice(route.deviceId!);
-      return device ? { ok: true, status: 200, body: deviceView(device) } : reject('not_found', 'no such device');
+      return device ? { ok: true, status: 200, body: deviceView(device) } : refusal('not_found', 'no such device');
     }
     const body = await readBody(req, o.maxBodyBytes);
     if (!body.ok) return body;

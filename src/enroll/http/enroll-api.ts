@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { EnrollService, PeerCertificate } from '../enroll-service.js';
-import { reject, type Outcome } from '../rejections.js';
-import { parseJsonObject, pathOf, readBody, sendJson, sendRejection } from './http-io.js';
+import { refusal, type Outcome } from '../refusals.js';
+import { parseJsonObject, pathOf, readBody, sendJson, sendRefusal } from './http-io.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RouteObserver } from './route-observer.js';
 import { sendPins, type PinSetSource } from './pins-route.js';
@@ -31,16 +31,16 @@ export function createEnrollApi(o: EnrollApiOptions): (req: IncomingMessage, res
     if (route === 'healthz') return void sendJson(res, 200, { ok: true });
     const address = req.socket.remoteAddress ?? 'unknown';
     if (!o.limiter.take(address)) {
-      return void sendRejection(res, reject('rate_limited', 'too many requests from this address'), { 'retry-after': String(o.limiter.retryAfterSeconds(address)) });
+      return void sendRefusal(res, refusal('rate_limited', 'too many requests from this address'), { 'retry-after': String(o.limiter.retryAfterSeconds(address)) });
     }
-    if (route === 'pins') return void (req.method === 'GET' ? sendPins(res, o.pins) : sendRejection(res, reject('method_not_allowed', 'use GET')));
-    if (route === 'other') return void sendRejection(res, reject('not_found', 'no such route'));
-    if (req.method !== 'POST') return void sendRejection(res, reject('method_not_allowed', 'use POST'), { allow: 'POST' });
+    if (route === 'pins') return void (req.method === 'GET' ? sendPins(res, o.pins) : sendRefusal(res, refusal('method_not_allowed', 'use GET')));
+    if (route === 'other') return void sendRefusal(res, refusal('not_found', 'no such route'));
+    if (req.method !== 'POST') return void sendRefusal(res, refusal('method_not_allowed', 'use POST'), { allow: 'POST' });
     handle(route, req).then(
-      (outcome) => (outcome.ok ? sendJson(res, 201, outcome.result) : sendRejection(res, outcome)),
+      (outcome) => (outcome.ok ? sendJson(res, 201, outcome.result) : sendRefusal(res, outcome)),
       (err: unknown) => {
         done.failed(err);
-        sendRejection(res, reject('internal_error', 'the CA could not complete the request; nothing was issued'));
+        sendRefusal(res, refusal('internal_error', 'the CA could not complete the request; nothing was issued'));
       },
     );
   };

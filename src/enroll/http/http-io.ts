@@ -5,12 +5,12 @@
  * answer, so a huge upload costs at most `maxBytes` of memory.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { reject, type Outcome, type Rejection } from '../rejections.js';
+import { refusal, type Outcome, type Refusal } from '../refusals.js';
 
 /** Reads the whole body up to `maxBytes`. Never throws; resolves to a rejection on overflow or abort. */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Outcome<{ body: Buffer }>> {
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > maxBytes) return Promise.resolve(reject('body_too_large', `body exceeds ${maxBytes} bytes`));
+  if (declared > maxBytes) return Promise.resolve(refusal('body_too_large', `body exceeds ${maxBytes} bytes`));
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -25,28 +25,28 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Outcom
       size += chunk.length;
       if (size > maxBytes) {
         req.pause();
-        finish(reject('body_too_large', `body exceeds ${maxBytes} bytes`));
+        finish(refusal('body_too_large', `body exceeds ${maxBytes} bytes`));
         return;
       }
       chunks.push(chunk);
     });
     req.on('end', () => finish({ ok: true, body: Buffer.concat(chunks, size) }));
-    req.on('error', () => finish(reject('bad_request', 'the request body was not received completely')));
-    req.on('aborted', () => finish(reject('bad_request', 'the request body was not received completely')));
+    req.on('error', () => finish(refusal('bad_request', 'the request body was not received completely')));
+    req.on('aborted', () => finish(refusal('bad_request', 'the request body was not received completely')));
   });
 }
 
 /** Parses a JSON object body; anything else (array, scalar, bad JSON) is a bad_request. */
 export function parseJsonObject(req: IncomingMessage, body: Buffer): Outcome<{ json: Record<string, unknown> }> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') return reject('unsupported_media_type', 'send Content-Type: application/json');
+  if (type !== 'application/json') return refusal('unsupported_media_type', 'send Content-Type: application/json');
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));
   } catch {
-    return reject('bad_request', 'the body is not valid JSON');
+    return refusal('bad_request', 'the body is not valid JSON');
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return reject('bad_request', 'the body must be a JSON object');
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return refusal('bad_request', 'the body must be a JSON object');
   return { ok: true, json: value as Record<string, unknown> };
 }
 
@@ -59,7 +59,7 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
 }
 
 /** Sends a refusal as `{"error": {code, message}}`; 413 and 400-on-abort also close the connection. */
-export function sendRejection(res: ServerResponse, r: Rejection, headers: Record<string, string> = {}): void {
+export function sendRefusal(res: ServerResponse, r: Refusal, headers: Record<string, string> = {}): void {
   if (r.code === 'body_too_large') res.setHeader('connection', 'close');
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
   res.setHeader('x-error-code', r.code); // also read back by the route observer for its metric label

@@ -1,7 +1,7 @@
 /** `GET /v1/pins`: the signed pin set as a compact JWS (`application/jose`), if pins are configured. */
 import type { ServerResponse } from 'node:http';
-import { reject } from '../rejections.js';
-import { sendRejection } from './http-io.js';
+import { refusal } from '../refusals.js';
+import { sendRefusal } from './http-io.js';
 
 /** Where the current signed pin set comes from. */
 export interface PinSetSource {
@@ -13,9 +13,9 @@ export interface PinSetSource {
 
 /** Answers with the JWS, 404 when no pins are configured, 500 if signing failed. Never throws. */
 export function sendPins(res: ServerResponse, source: PinSetSource | undefined): void {
-  if (!source) return void sendRejection(res, reject('not_found', 'no pin set is configured'));
+  if (!source) return void sendRefusal(res, refusal('not_found', 'no pin set is configured'));
   source.current().then(
     (jws) => res.writeHead(200, { 'content-type': 'application/jose', 'cache-control': `public, max-age=${source.maxAgeSeconds}` }).end(jws),
-    () => sendRejection(res, reject('internal_error', 'the pin set could not be signed')),
+    () => sendRefusal(res, refusal('internal_error', 'the pin set could not be signed')),
   );
 }

@@ -12,9 +12,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PublishedCrl } from '../crl-publisher.js';
 import type { RevocationFeed } from '../revocation-feed.js';
-import { reject } from '../rejections.js';
+import { refusal } from '../refusals.js';
 import { isNotModified } from './conditional-get.js';
-import { pathOf, readBody, sendJson, sendRejection } from './http-io.js';
+import { pathOf, readBody, sendJson, sendRefusal } from './http-io.js';
 import { sendPins, type PinSetSource } from './pins-route.js';
 import type { RouteObserver } from './route-observer.js';
 
@@ -59,7 +59,7 @@ export function createPublishApi(o: PublishApiOptions): (req: IncomingMessage, r
         },
         (err: unknown) => {
           done.failed(err);
-          sendRejection(res, reject('internal_error', 'no CRL is available'));
+          sendRefusal(res, refusal('internal_error', 'no CRL is available'));
         },
       );
       return;
@@ -77,7 +77,7 @@ export function createPublishApi(o: PublishApiOptions): (req: IncomingMessage, r
     if (path === '/ocsp' && req.method === 'POST') {
       const done = o.observe('ocsp', res);
       readBody(req, MAX_OCSP_REQUEST_BYTES).then((body) => {
-        if (!body.ok) return sendRejection(res, body);
+        if (!body.ok) return sendRefusal(res, body);
         answerOcsp(res, body.body, done);
       }, done.failed);
       return;
@@ -98,7 +98,7 @@ export function createPublishApi(o: PublishApiOptions): (req: IncomingMessage, r
       return void sendPins(res, o.pins);
     }
     o.observe('other', res);
-    sendRejection(res, reject('not_found', 'no such route'));
+    sendRefusal(res, refusal('not_found', 'no such route'));
   };
 
   function answerOcsp(res: ServerResponse, der: Buffer, done: { failed(err: unknown): void }): void {
@@ -106,7 +106,7 @@ export function createPublishApi(o: PublishApiOptions): (req: IncomingMessage, r
       (answer) => res.writeHead(200, { 'content-type': 'application/ocsp-response', 'content-length': answer.length, 'cache-control': 'no-store' }).end(answer),
       (err: unknown) => {
         done.failed(err);
-        sendRejection(res, reject('internal_error', 'the OCSP responder failed'));
+        sendRefusal(res, refusal('internal_error', 'the OCSP responder failed'));
       },
     );
   }

@@ -3,7 +3,7 @@
  * (the JSON error code clients switch on, and a metric label), the HTTP status, and a message for
  * humans. Codes are a public surface: add, never rename.
  */
-export type RejectionCode =
+export type RefusalCode =
   | 'bad_request'
   | 'body_too_large'
   | 'unsupported_media_type'
@@ -24,7 +24,7 @@ export type RejectionCode =
   | 'method_not_allowed'
   | 'internal_error';
 
-const STATUS: Record<RejectionCode, number> = {
+const STATUS: Record<RefusalCode, number> = {
   bad_request: 400,
   body_too_large: 413,
   unsupported_media_type: 415,
@@ -47,17 +47,17 @@ const STATUS: Record<RejectionCode, number> = {
 };
 
 /** One refusal. */
-export interface Rejection {
+export interface Refusal {
   readonly ok: false;
-  readonly code: RejectionCode;
+  readonly code: RefusalCode;
   readonly status: number;
   readonly message: string;
 }
 
 /** Makes a refusal with the code's HTTP status. */
-export function reject(code: RejectionCode, message: string): Rejection {
+export function refusal(code: RefusalCode, message: string): Refusal {
   return { ok: false, code, status: STATUS[code], message };
 }
 
 /** Either a value or a refusal. */
-export type Outcome<T> = ({ readonly ok: true } & T) | Rejection;
+export type Outcome<T> = ({ readonly ok: true } & T) | Refusal;
