@@ -2,13 +2,15 @@
  * The device CA's rules, free of HTTP: one-time codes, enrollment, renewal, revocation and the
  * status the OCSP responder answers. Every refusal is a `Refusal` value; nothing is issued
  * before every check passed, and a certificate is returned only after the store recorded it
- * (so a crash can never leave a device holding a certificate the CA does not know).
+ * (so a crash can never leave a device holding a certificate the CA does not know). Inputs come
+ * parsed by requests.ts's schemas (a `DeviceId` is branded: it matched the configured pattern).
  */
 import type { CaConfig } from '../config/index.js';
 import { codeMatches, generateCode, hashCode } from './codes.js';
 import { checkCsr } from './csr-check.js';
 import { issueDeviceCertificate, type DeviceIssuer } from './device-certificate.js';
 import { refusal, type Outcome } from './refusals.js';
+import type { CreateCodeRequest, EnrollRequest, RenewRequest, RevokeRequest } from './requests.js';
 import type { CaStore, CertificateRecord, DeviceRecord, NewCertificate, RevocationReason } from './store/index.js';
 
 /** What a device receives. */
@@ -50,25 +52,20 @@ export interface EnrollServiceOptions {
 }
 
 export interface EnrollService {
-  createCode(input: { deviceId: unknown; userId?: unknown; ttlSeconds?: unknown }): Promise<Outcome<{ deviceId: string; code: string; expiresAt: Date }>>;
-  enroll(input: { deviceId: unknown; code: unknown; csr: unknown }): Promise<Outcome<{ result: EnrollmentResult }>>;
+  createCode(input: CreateCodeRequest): Promise<Outcome<{ deviceId: string; code: string; expiresAt: Date }>>;
+  enroll(input: EnrollRequest): Promise<Outcome<{ result: EnrollmentResult }>>;
   /** `peer` is the TLS client certificate (and whether its chain verified against this CA), or undefined. */
-  renew(peer: PeerCertificate | undefined, input: { csr: unknown }): Promise<Outcome<{ result: EnrollmentResult }>>;
-  revoke(input: { serial?: unknown; deviceId?: unknown; reason?: unknown }): Promise<Outcome<{ revoked: string[] }>>;
+  renew(peer: PeerCertificate | undefined, input: RenewRequest): Promise<Outcome<{ result: EnrollmentResult }>>;
+  revoke(input: RevokeRequest): Promise<Outcome<{ revoked: string[] }>>;
   status(serialHex: string): Promise<CertStatus>;
   getDevice(deviceId: string): Promise<DeviceRecord | undefined>;
   listDevices(limit: number, offset: number): Promise<DeviceRecord[]>;
 }
 
-const REASONS: readonly RevocationReason[] = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn'];
-
 /** Builds the service. Sync; the store and issuer are owned by the caller. */
 export function createEnrollService(o: EnrollServiceOptions): EnrollService {
   const now = o.now ?? (() => new Date());
-  const idPattern = new RegExp(o.issuer.issuance.deviceIdPattern, 'u');
   const policy = { keyTypes: o.issuer.issuance.keyTypes, rsaMinBits: o.issuer.issuance.rsaMinBits };
-
-  const validDeviceId = (v: unknown): v is string => typeof v === 'string' && v.length <= 256 && idPattern.test(v);
 
   function toResult(record: CertificateRecord | { serialHex: string; deviceId: string; notBefore: Date; notAfter: Date }, pem: string): EnrollmentResult {
     return {
@@ -83,18 +80,13 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
 
   return {
     async createCode(input) {
-      if (!validDeviceId(input.deviceId)) return refusal('invalid_device_id', `deviceId must match ${o.issuer.issuance.deviceIdPattern}`);
-      if (input.userId !== undefined && (typeof input.userId !== 'string' || input.userId.length > 256)) return refusal('bad_request', 'userId must be a string of at most 256 characters');
       const ttl = input.ttlSeconds ?? o.codes.ttlSeconds;
-      if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 30 || ttl > o.codes.ttlSeconds) {
-        return refusal('bad_request', `ttlSeconds must be a whole number from 30 to ${o.codes.ttlSeconds}`);
-      }
       const code = generateCode(o.codes.length);
       const createdAt = now();
       const expiresAt = new Date(createdAt.getTime() + ttl * 1000);
       await o.store.putCode({
         deviceId: input.deviceId,
-        userId: (input.userId as string | undefined) ?? null,
+        userId: input.userId ?? null,
         codeHash: hashCode(o.pepper, input.deviceId, code),
         createdAt,
         expiresAt,
@@ -104,9 +96,6 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
     },
 
     async enroll(input) {
-      if (!validDeviceId(input.deviceId)) return refusal('invalid_device_id', `deviceId must match ${o.issuer.issuance.deviceIdPattern}`);
-      if (typeof input.code !== 'string' || input.code.length === 0 || input.code.length > 64) return refusal('bad_request', 'code must be a non-empty string');
-      if (typeof input.csr !== 'string') return refusal('bad_request', 'csr must be a string (PEM or base64 DER)');
       const deviceId = input.deviceId;
       const stored = await o.store.getCode(deviceId);
       // Which code states are told apart, and when: "locked" before comparing (a locked code can't
@@ -144,7 +133,6 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
       if (current.revokedAt) return refusal('revoked', 'the client certificate is revoked');
       const at = now();
       if (current.notAfter.getTime() <= at.getTime()) return refusal('expired', 'the client certificate has expired: enroll again');
-      if (typeof input.csr !== 'string') return refusal('bad_request', 'csr must be a string (PEM or base64 DER)');
       const checked = await checkCsr(input.csr, policy);
       if (!checked.ok) return checked;
       const issued = await issueDeviceCertificate(o.issuer, current.deviceId, checked.csr, 'renew', current.serialHex, at);
@@ -157,17 +145,13 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
     },
 
     async revoke(input) {
-      const reason = input.reason ?? 'unspecified';
-      if (typeof reason !== 'string' || !REASONS.includes(reason as RevocationReason)) return refusal('bad_request', `reason must be one of ${REASONS.join(', ')}`);
-      const bySerial = typeof input.serial === 'string' && /^[0-9a-fA-F]{1,40}$/.test(input.serial);
-      const byDevice = validDeviceId(input.deviceId);
-      if (bySerial === byDevice) return refusal('bad_request', 'give exactly one of serial (hex) or deviceId');
       // Serials are stored as issued: lower-case hex without a leading zero digit (see randomSerialHex).
-      const serialHex = bySerial ? (input.serial as string).toLowerCase().replace(/^0+(?=.)/, '') : '';
-      const target = bySerial ? { serialHex } : { deviceId: input.deviceId as string };
-      const known = bySerial ? await o.store.getCertificate(serialHex) : await o.store.getDevice(input.deviceId as string);
-      if (!known) return refusal('not_found', bySerial ? 'no certificate with that serial' : 'no such device');
-      const revoked = await o.store.revoke(target, reason as RevocationReason, now());
+      const serialHex = input.serial?.toLowerCase().replace(/^0+(?=.)/, '');
+      const deviceId = input.deviceId ?? '';
+      const target = serialHex !== undefined ? { serialHex } : { deviceId };
+      const known = serialHex !== undefined ? await o.store.getCertificate(serialHex) : await o.store.getDevice(deviceId);
+      if (!known) return refusal('not_found', serialHex !== undefined ? 'no certificate with that serial' : 'no such device');
+      const revoked = await o.store.revoke(target, input.reason, now());
       if (revoked.length) o.onRevoked();
       return { ok: true, revoked };
     },

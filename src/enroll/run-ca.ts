@@ -22,6 +22,7 @@ import { createRateLimiter } from './http/rate-limit.js';
 import { createRouteObserver } from './http/route-observer.js';
 import { createOcspResponder } from './ocsp-responder.js';
 import { createPinSetPublisher } from './pin-publisher.js';
+import { createRequestSchemas } from './requests.js';
 import { openSqliteStore } from './store/index.js';
 
 /** A running CA. */
@@ -134,6 +135,7 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
       validitySeconds: config.publish.ocsp.validitySeconds,
       now,
     });
+    const requests = createRequestSchemas({ deviceIdPattern: config.issuance.deviceIdPattern, maxCodeTtlSeconds: config.enroll.codes.ttlSeconds });
     const limiter = createRateLimiter(config.enroll.rateLimit);
     const enrollTls = {
       certPem: readText(config.enroll.tls.cert, 'enroll.tls.cert'),
@@ -144,6 +146,7 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
     started.push(
       await startListener('enroll', config.enroll.listen, enrollTls, createEnrollApi({
         service,
+        requests,
         limiter,
         maxBodyBytes: config.enroll.maxBodyBytes,
         observe: createRouteObserver('enroll', metrics, logger),
@@ -159,6 +162,7 @@ export async function runCa(config: CaConfig, options: RunCaOptions = {}): Promi
     started.push(
       await startListener('admin', config.admin.listen, adminTls, createAdminApi({
         service,
+        requests,
         ...(token ? { tokenSha256: createHash('sha256').update(token).digest() } : {}),
         acceptClientCert: config.admin.clientCa !== undefined,
         failedAuthLimiter: createRateLimiter({ perMinute: 10, burst: 10, trackedAddresses: 10_000 }),

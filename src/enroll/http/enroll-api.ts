@@ -1,21 +1,24 @@
 /**
  * The enrollment listener's routes (TLS; a client certificate is optional here because a new
  * device has none): `POST /v1/enroll` (code + CSR), `POST /v1/renew` (mTLS with the current
- * certificate + a new CSR), `GET /v1/pins` and `GET /healthz`. Every request, good or bad, is
- * rate-limited per client address before its body is read.
+ * certificate + a new CSR), `GET /v1/pins` and `GET /healthz`. Every request but the health check,
+ * good or bad, routed or not, is rate-limited per client address before its body is read.
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { EnrollService, PeerCertificate } from '../enroll-service.js';
+import type { EnrollService, EnrollmentResult, PeerCertificate } from '../enroll-service.js';
 import { refusal, type Outcome } from '../refusals.js';
-import { parseJsonObject, pathOf, readBody, sendJson, sendRefusal } from './http-io.js';
+import type { RequestSchemas } from '../requests.js';
+import { contentType, parseJsonBody, readBody, sendJson, sendRefusal } from './http-io.js';
+import { sendPins, type PinSetSource } from './pins-route.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { RouteObserver } from './route-observer.js';
-import { sendPins, type PinSetSource } from './pins-route.js';
+import { createRouteTable, type RouteContext } from './router.js';
 
 export interface EnrollApiOptions {
   readonly service: EnrollService;
+  readonly requests: RequestSchemas;
   readonly limiter: RateLimiter;
   readonly maxBodyBytes: number;
   readonly observe: RouteObserver;
@@ -23,48 +26,58 @@ export interface EnrollApiOptions {
 }
 
 /** Builds the request handler. Never throws; an unexpected failure is a 500 with nothing issued. */
-export function createEnrollApi(o: EnrollApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    const path = pathOf(req);
-    const route = path === '/v1/enroll' ? 'enroll' : path === '/v1/renew' ? 'renew' : path === '/v1/pins' ? 'pins' : path === '/healthz' ? 'healthz' : 'other';
-    const done = o.observe(route, res);
-    if (route === 'healthz') return void sendJson(res, 200, { ok: true });
-    const address = req.socket.remoteAddress ?? 'unknown';
-    if (!o.limiter.take(address)) {
-      return void sendRefusal(res, refusal('rate_limited', 'too many requests from this address'), { 'retry-after': String(o.limiter.retryAfterSeconds(address)) });
-    }
-    if (route === 'pins') return void (req.method === 'GET' ? sendPins(res, o.pins) : sendRefusal(res, refusal('method_not_allowed', 'use GET')));
-    if (route === 'other') return void sendRefusal(res, refusal('not_found', 'no such route'));
-    if (req.method !== 'POST') return void sendRefusal(res, refusal('method_not_allowed', 'use POST'), { allow: 'POST' });
-    handle(route, req).then(
-      (outcome) => (outcome.ok ? sendJson(res, 201, outcome.result) : sendRefusal(res, outcome)),
-      (err: unknown) => {
-        done.failed(err);
-        sendRefusal(res, refusal('internal_error', 'the CA could not complete the request; nothing was issued'));
+export function createEnrollApi(o: EnrollApiOptions): RequestListener {
+  const issuing = (handle: (req: IncomingMessage, body: Buffer) => Promise<Outcome<{ result: EnrollmentResult }>>) =>
+    (req: IncomingMessage, res: ServerResponse, { observed }: RouteContext) => {
+      readBody(req, o.maxBodyBytes)
+        .then((body) => (body.ok ? handle(req, body.body) : body))
+        .then(
+          (outcome) => (outcome.ok ? sendJson(res, 201, outcome.result) : sendRefusal(res, outcome)),
+          (err: unknown) => {
+            observed.failed(err);
+            sendRefusal(res, refusal('internal_error', 'the CA could not complete the request; nothing was issued'));
+          },
+        );
+    };
+  return createRouteTable(
+    [
+      { name: 'healthz', methods: ['GET'], path: '/healthz', open: true, handle: (_req, res) => sendJson(res, 200, { ok: true }) },
+      {
+        name: 'enroll',
+        methods: ['POST'],
+        path: '/v1/enroll',
+        handle: issuing(async (req, body) => {
+          const parsed = parseJsonBody(req, body, o.requests.enroll);
+          return parsed.ok ? o.service.enroll(parsed.value) : parsed;
+        }),
       },
-    );
-  };
-
-  async function handle(route: 'enroll' | 'renew', req: IncomingMessage): Promise<Outcome<{ result: unknown }>> {
-    const body = await readBody(req, o.maxBodyBytes);
-    if (!body.ok) return body;
-    if (route === 'renew') {
-      const csr = csrOfRenewBody(req, body.body);
-      if (!csr.ok) return csr;
-      return o.service.renew(peerOf(req), { csr: csr.csr });
-    }
-    const parsed = parseJsonObject(req, body.body);
-    if (!parsed.ok) return parsed;
-    return o.service.enroll({ deviceId: parsed.json.deviceId, code: parsed.json.code, csr: parsed.json.csr });
-  }
+      {
+        name: 'renew',
+        methods: ['POST'],
+        path: '/v1/renew',
+        handle: issuing(async (req, body) => {
+          const parsed = renewRequest(req, body, o.requests);
+          return parsed.ok ? o.service.renew(peerOf(req), parsed.value) : parsed;
+        }),
+      },
+      { name: 'pins', methods: ['GET'], path: '/v1/pins', handle: (_req, res) => sendPins(res, o.pins) },
+    ],
+    {
+      observe: o.observe,
+      guard: (req, res) => {
+        const address = req.socket.remoteAddress ?? 'unknown';
+        if (o.limiter.take(address)) return true;
+        sendRefusal(res, refusal('rate_limited', 'too many requests from this address'), { 'retry-after': String(o.limiter.retryAfterSeconds(address)) });
+        return false;
+      },
+    },
+  );
 }
 
 /** A renewal's CSR: JSON `{csr}` or a raw `application/pkcs10` body (DER, or PEM text). */
-function csrOfRenewBody(req: IncomingMessage, body: Buffer): Outcome<{ csr: unknown }> {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type === 'application/pkcs10') return { ok: true, csr: body[0] === 0x30 ? body.toString('base64') : body.toString('latin1') };
-  const parsed = parseJsonObject(req, body);
-  return parsed.ok ? { ok: true, csr: parsed.json.csr } : parsed;
+function renewRequest(req: IncomingMessage, body: Buffer, requests: RequestSchemas): Outcome<{ value: { csr: string } }> {
+  if (contentType(req) === 'application/pkcs10') return { ok: true, value: { csr: body[0] === 0x30 ? body.toString('base64') : body.toString('latin1') } };
+  return parseJsonBody(req, body, requests.renew);
 }
 
 function peerOf(req: IncomingMessage): PeerCertificate | undefined {

@@ -1,11 +1,13 @@
 /**
- * Small HTTP helpers of the CA's listeners: bounded body reading, JSON answers, and the one shape
- * of every error body, `{"error": {"code", "message"}}`. A body over the limit is refused as soon
+ * Small HTTP helpers of the CA's listeners: bounded body reading, schema-checked JSON bodies,
+ * JSON answers, and the one shape of every error body, `{"error": {"code", "message"}}`. A body over the limit is refused as soon
  * as it crosses the limit (the rest is never buffered) and the connection is closed after the
  * answer, so a huge upload costs at most `maxBytes` of memory.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { refusal, type Outcome, type Refusal } from '../refusals.js';
+import type { RequestSchema } from '../requests.js';
+import { noteRefusal } from './route-observer.js';
 
 /** Reads the whole body up to `maxBytes`. Never throws; resolves to a rejection on overflow or abort. */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Outcome<{ body: Buffer }>> {
@@ -36,10 +38,12 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Outcom
   });
 }
 
-/** Parses a JSON object body; anything else (array, scalar, bad JSON) is a bad_request. */
-export function parseJsonObject(req: IncomingMessage, body: Buffer): Outcome<{ json: Record<string, unknown> }> {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') return refusal('unsupported_media_type', 'send Content-Type: application/json');
+/**
+ * Parses a JSON body with its schema: 415 unless `application/json`, 400 for bad JSON or anything
+ * but an object, then the schema's first failing field (with its code from `fieldCodes`).
+ */
+export function parseJsonBody<T>(req: IncomingMessage, body: Buffer, s: RequestSchema<T>): Outcome<{ value: T }> {
+  if (contentType(req) !== 'application/json') return refusal('unsupported_media_type', 'send Content-Type: application/json');
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));
@@ -47,7 +51,15 @@ export function parseJsonObject(req: IncomingMessage, body: Buffer): Outcome<{ j
     return refusal('bad_request', 'the body is not valid JSON');
   }
   if (!value || typeof value !== 'object' || Array.isArray(value)) return refusal('bad_request', 'the body must be a JSON object');
-  return { ok: true, json: value as Record<string, unknown> };
+  const parsed = s.schema.safeParse(value);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issue = parsed.error.issues[0]!;
+  return refusal(s.fieldCodes[String(issue.path[0])] ?? 'bad_request', issue.message);
+}
+
+/** The media type of the request body, lower-case, without parameters ('' if none). */
+export function contentType(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
 const NO_STORE = { 'cache-control': 'no-store' };
@@ -62,13 +74,6 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
 export function sendRefusal(res: ServerResponse, r: Refusal, headers: Record<string, string> = {}): void {
   if (r.code === 'body_too_large') res.setHeader('connection', 'close');
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-  res.setHeader('x-error-code', r.code); // also read back by the route observer for its metric label
+  noteRefusal(res, r.code);
   sendJson(res, r.status, { error: { code: r.code, message: r.message } });
-}
-
-/** The path of a request without its query string. */
-export function pathOf(req: IncomingMessage): string {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  return q < 0 ? url : url.slice(0, q);
 }

@@ -9,14 +9,15 @@
  *   GET  /v1/pins             the signed pin set
  *   GET  /healthz
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { PublishedCrl } from '../crl-publisher.js';
 import type { RevocationFeed } from '../revocation-feed.js';
 import { refusal } from '../refusals.js';
 import { isNotModified } from './conditional-get.js';
-import { pathOf, readBody, sendJson, sendRefusal } from './http-io.js';
+import { readBody, sendJson, sendRefusal } from './http-io.js';
 import { sendPins, type PinSetSource } from './pins-route.js';
-import type { RouteObserver } from './route-observer.js';
+import type { ObservedRoute, RouteObserver } from './route-observer.js';
+import { createRouteTable, type Route, type RouteContext } from './router.js';
 
 /** An OCSP request is a few hundred bytes; 10 CertIDs with a nonce stay far below this. */
 const MAX_OCSP_REQUEST_BYTES = 8_192;
@@ -41,71 +42,56 @@ export interface PublishApiOptions {
 }
 
 /** Builds the request handler. Never throws; OCSP errors are OCSP error responses, not HTTP 500s. */
-export function createPublishApi(o: PublishApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createPublishApi(o: PublishApiOptions): RequestListener {
   const now = o.now ?? (() => new Date());
-  return (req, res) => {
-    const path = pathOf(req);
-    if (path === '/healthz') return void sendJson(res, 200, { ok: true });
-    if (path === '/crl' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const done = o.observe('crl', res);
-      o.crl().then(
-        (crl) => {
-          const validators = { etag: crl.etag, 'last-modified': crl.thisUpdate.toUTCString(), 'cache-control': CRL_CACHE_CONTROL };
-          if (isNotModified(req.headers, { etag: crl.etag, lastModified: crl.thisUpdate, lastModifiedIsUnique: !crl.thisUpdateShared }, now().getTime())) {
-            return void res.writeHead(304, validators).end();
-          }
-          res.writeHead(200, { ...validators, 'content-type': 'application/pkix-crl', 'content-length': crl.der.length });
-          res.end(req.method === 'HEAD' ? undefined : crl.der);
-        },
-        (err: unknown) => {
-          done.failed(err);
-          sendRefusal(res, refusal('internal_error', 'no CRL is available'));
-        },
-      );
-      return;
-    }
-    if (path === '/v1/crl/feed' && req.method === 'GET' && o.feed) {
-      o.observe('feed', res);
-      const feed = o.feed;
+  const feed = o.feed;
+  const routes: Route[] = [
+    { name: 'healthz', methods: ['GET'], path: '/healthz', handle: (_req, res) => sendJson(res, 200, { ok: true }) },
+    { name: 'crl', methods: ['GET', 'HEAD'], path: '/crl', handle: answerCrl },
+    {
+      name: 'ocsp',
+      methods: ['POST'],
+      path: '/ocsp',
+      handle: (req, res, { observed }) =>
+        void readBody(req, MAX_OCSP_REQUEST_BYTES).then((body) => (body.ok ? answerOcsp(res, body.body, observed) : sendRefusal(res, body)), observed.failed),
+    },
+    // The router has percent-decoded the wildcard; base64 may hold '/' unencoded, which it keeps.
+    { name: 'ocsp', methods: ['GET'], path: '/ocsp/*', handle: (_req, res, { params, observed }) => answerOcsp(res, Buffer.from(params['*'] ?? '', 'base64'), observed) },
+    { name: 'pins', methods: ['GET'], path: '/v1/pins', handle: (_req, res) => sendPins(res, o.pins) },
+  ];
+  if (feed) {
+    routes.push({
+      name: 'feed',
+      methods: ['GET'],
+      path: '/v1/crl/feed',
       // Subscribers get the current CRL at once (unless they hold it): one is signed at start-up.
-      o.crl().then(
-        (crl) => feed.subscribe(req, res, crl),
-        () => feed.subscribe(req, res, undefined),
-      );
-      return;
-    }
-    if (path === '/ocsp' && req.method === 'POST') {
-      const done = o.observe('ocsp', res);
-      readBody(req, MAX_OCSP_REQUEST_BYTES).then((body) => {
-        if (!body.ok) return sendRefusal(res, body);
-        answerOcsp(res, body.body, done);
-      }, done.failed);
-      return;
-    }
-    if (path.startsWith('/ocsp/') && req.method === 'GET') {
-      const done = o.observe('ocsp', res);
-      let der: Buffer;
-      try {
-        der = Buffer.from(decodeURIComponent(path.slice('/ocsp/'.length)), 'base64');
-      } catch {
-        der = Buffer.alloc(0);
-      }
-      answerOcsp(res, der, done);
-      return;
-    }
-    if (path === '/v1/pins' && req.method === 'GET') {
-      o.observe('pins', res);
-      return void sendPins(res, o.pins);
-    }
-    o.observe('other', res);
-    sendRefusal(res, refusal('not_found', 'no such route'));
-  };
+      handle: (req, res) => void o.crl().then((crl) => feed.subscribe(req, res, crl), () => feed.subscribe(req, res, undefined)),
+    });
+  }
+  return createRouteTable(routes, { observe: o.observe });
 
-  function answerOcsp(res: ServerResponse, der: Buffer, done: { failed(err: unknown): void }): void {
+  function answerCrl(req: IncomingMessage, res: ServerResponse, { observed }: RouteContext): void {
+    o.crl().then(
+      (crl) => {
+        const validators = { etag: crl.etag, 'last-modified': crl.thisUpdate.toUTCString(), 'cache-control': CRL_CACHE_CONTROL };
+        if (isNotModified(req.headers, { etag: crl.etag, lastModified: crl.thisUpdate, lastModifiedIsUnique: !crl.thisUpdateShared }, now().getTime())) {
+          return void res.writeHead(304, validators).end();
+        }
+        res.writeHead(200, { ...validators, 'content-type': 'application/pkix-crl', 'content-length': crl.der.length });
+        res.end(req.method === 'HEAD' ? undefined : crl.der);
+      },
+      (err: unknown) => {
+        observed.failed(err);
+        sendRefusal(res, refusal('internal_error', 'no CRL is available'));
+      },
+    );
+  }
+
+  function answerOcsp(res: ServerResponse, der: Buffer, observed: ObservedRoute): void {
     o.ocsp(der).then(
       (answer) => res.writeHead(200, { 'content-type': 'application/ocsp-response', 'content-length': answer.length, 'cache-control': 'no-store' }).end(answer),
       (err: unknown) => {
-        done.failed(err);
+        observed.failed(err);
         sendRefusal(res, refusal('internal_error', 'the OCSP responder failed'));
       },
     );

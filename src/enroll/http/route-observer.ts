@@ -1,7 +1,8 @@
 /**
- * Counts and times every answer of the CA's listeners by route and result (`ok`, `not_modified`
- * for a 304, or the stable error code, read back from the JSON error body), and logs unexpected failures. Labels are
- * closed sets: routes are named by the caller, never taken from the URL.
+ * Counts and times every answer of the CA's listeners by route and result: `ok`, `not_modified`
+ * for a 304, or the stable code of the refusal sent (noted in the process by `sendRefusal`, never
+ * sent to the client), and logs unexpected failures. Labels are closed sets: routes are named by
+ * the route table, never taken from the URL.
  */
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '../../logging.js';
@@ -14,13 +15,21 @@ export interface ObservedRoute {
 
 export type RouteObserver = (route: string, res: ServerResponse) => ObservedRoute;
 
+/** The refusal code of each answer being sent, for its result label. */
+const refusalCodes = new WeakMap<ServerResponse, string>();
+
+/** Notes the refusal `res` answers with; its metric counts it under `code`. */
+export function noteRefusal(res: ServerResponse, code: string): void {
+  refusalCodes.set(res, code);
+}
+
 /** An observer for one listener (`api` is enroll, admin or publish). */
 export function createRouteObserver(api: string, metrics: CaMetrics, logger: Logger): RouteObserver {
   return (route, res) => {
     const end = metrics.requestDuration.startTimer({ api, route });
     res.once('finish', () => {
       end();
-      const result = res.statusCode === 304 ? 'not_modified' : res.statusCode < 400 ? 'ok' : String(res.getHeader('x-error-code') ?? res.statusCode);
+      const result = res.statusCode === 304 ? 'not_modified' : res.statusCode < 400 ? 'ok' : (refusalCodes.get(res) ?? String(res.statusCode));
       metrics.requests.inc({ api, route, result });
     });
     return {
