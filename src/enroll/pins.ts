@@ -7,15 +7,16 @@
  * rotation, so apps trust them before they go live) and `backup` (offline keys for an emergency,
  * without which a lost key bricks every app that pins).
  *
- * The set travels as a compact JWS (ES256, header `typ: "pinset+jwt"`). The explicit `typ`
- * (RFC 8725 §3.11) is required on verification, so no other JWT signed by the same key (an
- * access token, say) can be replayed as a pin set, and the algorithm list is pinned to ES256 so a
- * header cannot pick a weaker one. `iat`/`exp` are NumericDates (seconds). `version` only grows:
+ * The set travels as a compact JWS (ES256, header `typ: "pinset+jwt"`). The apps verify it (the
+ * tests check what is signed here with test/fixtures/pin-set-verifier.ts, which does what an app
+ * must): the explicit `typ` (RFC 8725 §3.11) is required, so no other JWT signed by the same key
+ * (an access token, say) can be replayed as a pin set, and the algorithm list is pinned to ES256
+ * so a header cannot pick a weaker one. `iat`/`exp` are NumericDates (seconds). `version` only grows:
  * a device keeps the highest version it has accepted and passes it as `minVersion`, so an older,
  * still-unexpired set (one that pins a since-compromised key) cannot be replayed to it.
  */
 import { createPrivateKey, createPublicKey, createHash, X509Certificate, type KeyObject } from 'node:crypto';
-import { SignJWT, calculateJwkThumbprint, errors, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { SignJWT, calculateJwkThumbprint, type JWK } from 'jose';
 import { pemBlocks } from '../pki/index.js';
 
 /** The JWS `typ` header of a signed pin set (explicit typing, RFC 8725 §3.11). */
@@ -34,7 +35,7 @@ export interface PinSet {
   expiresAt: Date;
 }
 
-/** The JWS payload of a signed pin set, as `verifyPinSet` returns it. */
+/** The JWS payload of a signed pin set. */
 export interface PinSetClaims {
   readonly version: number;
   readonly domains: readonly string[];
@@ -190,77 +191,6 @@ function claimsOfSet(set: PinSet): PinSetClaims {
     iat: seconds(set.issuedAt),
     exp: seconds(set.expiresAt),
   };
-}
-
-/** Options of {@link verifyPinSet}. */
-export interface VerifyPinSetOptions {
-  /** The time to check `exp` against (default: now). */
-  readonly currentDate?: Date;
-  /** Seconds of clock skew to allow on `exp` (default 0). */
-  readonly clockToleranceSeconds?: number;
-  /** Reject sets older than this version: pass the highest version already accepted. */
-  readonly minVersion?: number;
-}
-
-/**
- * Verifies a signed pin set and returns its payload. Async. The key is a PUBLIC KEY or
- * CERTIFICATE PEM (a private key PEM works too: its public half is used) and must be P-256, else
- * a TypeError. Everything else rejects with a jose `JOSEError`, whose `code` says why:
- * `ERR_JWS_SIGNATURE_VERIFICATION_FAILED` (tampered, or another key), `ERR_JOSE_ALG_NOT_ALLOWED`
- * (not ES256), `ERR_JWS_INVALID`/`ERR_JWT_INVALID` (malformed), `ERR_JWT_CLAIM_VALIDATION_FAILED`
- * (wrong or missing `typ`, a missing `iat`/`exp`, a payload that breaks {@link validatePinSet},
- * or `version` below `minVersion`), and `ERR_JWT_EXPIRED` once `exp` has passed.
- *
- * An expired set is rejected, never returned: a device then keeps enforcing the last set it
- * accepted (or the pins built into the app) and fetches again. It does not fall back to "no
- * pins": expiry bounds how long a leaked-then-rotated key stays trusted, it does not turn
- * pinning off.
- */
-export async function verifyPinSet(jws: string, publicKeyPem: string, options: VerifyPinSetOptions = {}): Promise<PinSetClaims> {
-  const key = p256Key(publicKeyPem, 'public');
-  const { payload } = await jwtVerify(jws, key, {
-    algorithms: ['ES256'],
-    typ: PIN_SET_JWS_TYPE,
-    requiredClaims: ['iat', 'exp'],
-    ...(options.currentDate ? { currentDate: options.currentDate } : {}),
-    ...(options.clockToleranceSeconds !== undefined ? { clockTolerance: options.clockToleranceSeconds } : {}),
-  });
-  const claims = claimsOf(payload);
-  if (options.minVersion !== undefined && claims.version < options.minVersion) {
-    throw new errors.JWTClaimValidationFailed(`pin set version ${claims.version} is older than ${options.minVersion}`, payload, 'version', 'check_failed');
-  }
-  return claims;
-}
-
-function claimsOf(payload: JWTPayload): PinSetClaims {
-  const invalid = (why: string, claim: string): never => {
-    throw new errors.JWTClaimValidationFailed(`pin set payload: ${why}`, payload, claim, 'invalid');
-  };
-  const { pins } = payload;
-  const wellFormed = (p: unknown) => typeof p === 'object' && p !== null && typeof (p as Record<string, unknown>).sha256 === 'string' && ROLES.includes((p as Record<string, unknown>).role as PinRole);
-  if (!Array.isArray(pins) || !pins.every(wellFormed)) invalid('pins must be an array of {sha256, role}', 'pins');
-  try {
-    return claimsOfSet(pinSetOfClaims(payload as unknown as PinSetClaims));
-  } catch (cause) {
-    return invalid((cause as Error).message.replace(/^pin set: /, ''), 'unspecified');
-  }
-}
-
-/**
- * Turns verified claims back into a {@link PinSet} (e.g. to render the mobile configs from what
- * a device received). Synchronous; throws a TypeError if the claims break {@link validatePinSet}.
- */
-export function pinSetOfClaims(claims: PinSetClaims): PinSet {
-  const pins: PinSet['pins'] = { current: [], next: [], backup: [] };
-  for (const p of claims.pins) pins[p.role].push(p.sha256);
-  return validatePinSet({
-    version: claims.version,
-    domains: claims.domains as string[], // validatePinSet checks and copies
-    includeSubdomains: claims.includeSubdomains,
-    pins,
-    issuedAt: new Date(claims.iat * 1000),
-    expiresAt: new Date(claims.exp * 1000),
-  });
 }
 
 /**

@@ -6,14 +6,13 @@ import { generateKey, issueCertificate, issueCrl, type GeneratedKey } from '../.
 import {
   PIN_SET_JWS_TYPE,
   pinSetKeyId,
-  pinSetOfClaims,
   signPinSet,
   spkiPin,
   spkiPinsOfBundle,
   validatePinSet,
-  verifyPinSet,
   type PinSet,
 } from '../../src/enroll/pins.js';
+import { pinSetOfClaims, verifyPinSet } from '../fixtures/pin-set-verifier.js';
 import { androidNetworkSecurityConfig, androidPinExpiration, iosPinnedDomainsPlist, wrapInPlistDocument } from '../../src/enroll/pin-formats.js';
 
 /** The pin as the brief defines it, by the openssl CLI pipeline (not our code). */

@@ -11,6 +11,7 @@ import t from 'tap';
 import { createCsr, generateKey } from '../../src/pki/index.js';
 import { call, type CallResult } from '../fixtures/client.js';
 import { startTestCa, type Reply } from '../fixtures/device-ca.js';
+import { verifyPinSet } from '../fixtures/pin-set-verifier.js';
 
 const run = promisify(execFile);
 const ca = await startTestCa((c) => {
@@ -141,5 +142,16 @@ t.test('GET /v1/admin/devices/{id} decodes the id; OCSP GET answers like POST', 
     t.equal(got.headers['content-type'], 'application/ocsp-response');
     t.equal(got.body[0], 0x30, 'a DER OCSPResponse');
     t.equal(responseStatus(got.body), 0, 'responseStatus successful, like the POST answer');
+  }
+});
+
+t.test('GET /v1/pins on the enrollment and publish listeners: a pin set an app accepts', async (t) => {
+  const shipped = readFileSync(join(ca.dir, 'pin-signing.pub.pem'), 'utf8');
+  for (const [where, r] of [['enroll', await onEnroll('GET', '/v1/pins')], ['publish', await ca.publish('GET', '/v1/pins')]] as const) {
+    t.equal(r.status, 200, `${where}: 200`);
+    t.equal(r.headers?.['content-type'], 'application/jose');
+    const claims = await verifyPinSet(String(r.body), shipped, { minVersion: 1 });
+    t.equal(claims.version, 1, `${where}: verifies with pin-signing.pub.pem`);
+    t.ok(claims.pins.some((p) => p.role === 'current') && claims.pins.some((p) => p.role === 'backup'), `${where}: current and backup pins`);
   }
 });
