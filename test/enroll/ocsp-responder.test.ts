@@ -24,7 +24,7 @@ import { createRevocationChecker } from '../../src/revocation/index.js';
 import { createIssuerRegistry } from '../../src/revocation/issuer-registry.js';
 import { buildOcspRequest } from '../../src/revocation/ocsp-request.js';
 import { verifyOcspResponse, type OcspAnswer } from '../../src/revocation/ocsp-response.js';
-import { captureLogger } from '../revocation/helpers/logger.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'enroll-ocsp-'));

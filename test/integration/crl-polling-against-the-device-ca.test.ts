@@ -13,8 +13,8 @@ import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { enrollDevice } from '../../src/device/index.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { startTestCa } from '../fixtures/device-ca.js';
-import { captureLogger } from '../revocation/helpers/logger.js';
-import { waitFor } from '../revocation/helpers/wait.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
+import { waitFor } from '../fixtures/wait.js';
 
 const ca = await startTestCa();
 t.teardown(() => ca.close());

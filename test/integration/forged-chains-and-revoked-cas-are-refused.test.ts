@@ -13,8 +13,8 @@ import { createChainCorpus, crlOf, mint, type Minted } from '../fixtures/chain-c
 import { createTestPki } from '../fixtures/pki.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
 import { freePort } from '../fixtures/net.js';
-import { startOpensslResponder } from '../revocation/helpers/servers.js';
-import type { TestPki as OpensslPki } from '../revocation/helpers/pki.js';
+import { startOpensslResponder } from '../fixtures/revocation-servers.js';
+import type { OpensslPki } from '../fixtures/openssl-pki.js';
 
 const pki = await createTestPki();
 const echo = await startEchoUpstream();

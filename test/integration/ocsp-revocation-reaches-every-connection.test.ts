@@ -16,9 +16,9 @@ import { call } from '../fixtures/client.js';
 import { openKeepAlive } from '../fixtures/keep-alive.js';
 import { probeRevocation, revocationApplied } from '../fixtures/revocation-probe.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
-import { createTestPki as createOpensslPki, type Issued } from '../revocation/helpers/pki.js';
-import { sidecarPkiFor } from '../revocation/helpers/sidecar-pki.js';
-import { startHttpServer } from '../revocation/helpers/servers.js';
+import { createOpensslPki, type Issued } from '../fixtures/openssl-pki.js';
+import { sidecarPkiFor } from '../fixtures/sidecar-pki.js';
+import { startHttpServer } from '../fixtures/revocation-servers.js';
 
 const MAX_GOOD_AGE_S = 2;
 const pki = await createOpensslPki();

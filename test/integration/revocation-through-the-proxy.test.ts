@@ -8,9 +8,9 @@ import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
-import { createTestPki as createOpensslPki, type Issued } from '../revocation/helpers/pki.js';
-import { sidecarPkiFor } from '../revocation/helpers/sidecar-pki.js';
-import { freePort, startHttpServer, startOpensslResponder } from '../revocation/helpers/servers.js';
+import { createOpensslPki, type Issued } from '../fixtures/openssl-pki.js';
+import { sidecarPkiFor } from '../fixtures/sidecar-pki.js';
+import { freePort, startHttpServer, startOpensslResponder } from '../fixtures/revocation-servers.js';
 
 const pki = await createOpensslPki();
 const echo = await startEchoUpstream();

@@ -17,7 +17,7 @@ import { freePort } from '../fixtures/net.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { rawExchange, splitResponse } from '../fixtures/raw-request.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
-import { createTestPki as createOpensslPki, openssl } from '../revocation/helpers/pki.js';
+import { createOpensslPki, openssl } from '../fixtures/openssl-pki.js';
 
 const pki = await createTestPki();
 const echo = await startEchoUpstream();

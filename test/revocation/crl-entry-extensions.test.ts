@@ -15,11 +15,11 @@ import { loadCrls } from '../../src/revocation/crl-load.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { createIssuerRegistry } from '../../src/revocation/issuer-registry.js';
 import { oid, tlv } from '../fixtures/der.js';
-import { captureLogger } from './helpers/logger.js';
-import { createTestPki, openssl } from './helpers/pki.js';
-import { waitFor } from './helpers/wait.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
+import { createOpensslPki, openssl } from '../fixtures/openssl-pki.js';
+import { waitFor } from '../fixtures/wait.js';
 
-const pki = await createTestPki();
+const pki = await createOpensslPki();
 t.teardown(() => pki.cleanup());
 const trustedCas = [pki.root.x509, pki.ca.x509];
 const registry = createIssuerRegistry(trustedCas, 10);

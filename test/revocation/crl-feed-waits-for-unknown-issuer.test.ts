@@ -8,10 +8,10 @@ import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker, type FeedEvent } from '../../src/revocation/index.js';
-import { captureLogger } from './helpers/logger.js';
-import { createTestPki } from './helpers/pki.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
+import { createOpensslPki } from '../fixtures/openssl-pki.js';
 
-const pki = await createTestPki();
+const pki = await createOpensslPki();
 t.teardown(() => pki.cleanup());
 
 const streams = new Set<http.ServerResponse>();

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import t from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { computeIssuerKeyHash, createRevocationChecker } from '../../src/revocation/index.js';
-import { captureLogger } from './helpers/logger.js';
-import { createTestPki } from './helpers/pki.js';
-import { waitFor, within } from './helpers/wait.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
+import { createOpensslPki } from '../fixtures/openssl-pki.js';
+import { waitFor, within } from '../fixtures/wait.js';
 
-const pki = await createTestPki();
-const other = await createTestPki({ caName: 'Other Issuing CA', rootName: 'Other Root' });
+const pki = await createOpensslPki();
+const other = await createOpensslPki({ caName: 'Other Issuing CA', rootName: 'Other Root' });
 t.teardown(() => Promise.all([pki.cleanup(), other.cleanup()]));
 
 const good = await pki.issue('good');
@@ -74,7 +74,7 @@ t.test('a changed file is picked up and fires onRevoked for a certificate seen b
 });
 
 t.test('a CRL signed by a look-alike CA is rejected and the previous one kept', async (t) => {
-  const lookalike = await createTestPki({ caName: 'Revocation Test Issuing CA' });
+  const lookalike = await createOpensslPki({ caName: 'Revocation Test Issuing CA' });
   t.teardown(() => lookalike.cleanup());
   const forgedCrl = await lookalike.genCrl('forged'); // lists nothing: would "un-revoke" everything
   const file = join(pki.dir, 'target.pem');

@@ -13,12 +13,12 @@ import { loadCrls } from '../../src/revocation/crl-load.js';
 import { createIssuerRegistry } from '../../src/revocation/issuer-registry.js';
 import { decodeDerOrPem } from '../../src/revocation/pem.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
-import { captureLogger } from './helpers/logger.js';
-import { PARTITION_A_URL, createTestPki } from './helpers/pki.js';
-import { waitFor } from './helpers/wait.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
+import { PARTITION_A_URL, createOpensslPki } from '../fixtures/openssl-pki.js';
+import { waitFor } from '../fixtures/wait.js';
 
-const ec = await createTestPki();
-const rsa = await createTestPki({ keyType: 'rsa', caName: 'RSA Issuing CA', rootName: 'RSA Root' });
+const ec = await createOpensslPki();
+const rsa = await createOpensslPki({ keyType: 'rsa', caName: 'RSA Issuing CA', rootName: 'RSA Root' });
 t.teardown(() => Promise.all([ec.cleanup(), rsa.cleanup()]));
 const rsaRevoked = await rsa.issue('rsa-revoked');
 await rsa.revoke(rsaRevoked);
@@ -133,7 +133,7 @@ t.test('an older CRL replacing a newer one is ignored (no un-revoking by replay)
 });
 
 t.test('a CRL signed by an intermediate the bundle lacks loads once a verified chain shows it', async (t) => {
-  const root = await createTestPki({ caName: 'Chain Issuing CA', rootName: 'Chain Root' });
+  const root = await createOpensslPki({ caName: 'Chain Issuing CA', rootName: 'Chain Root' });
   t.teardown(() => root.cleanup());
   const leaf = await root.issue('chain-leaf');
   await root.revoke(leaf);

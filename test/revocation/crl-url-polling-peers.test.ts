@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
-import { captureLogger } from './helpers/logger.js';
-import { createTestPki } from './helpers/pki.js';
-import { freePort, startHttpServer } from './helpers/servers.js';
-import { waitFor } from './helpers/wait.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
+import { createOpensslPki } from '../fixtures/openssl-pki.js';
+import { freePort, startHttpServer } from '../fixtures/revocation-servers.js';
+import { waitFor } from '../fixtures/wait.js';
 
-const pki = await createTestPki();
+const pki = await createOpensslPki();
 t.teardown(() => pki.cleanup());
 const www = join(pki.dir, 'www');
 mkdirSync(www);

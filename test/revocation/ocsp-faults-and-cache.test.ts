@@ -12,18 +12,18 @@ import { join } from 'node:path';
 import t from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker, type RevocationResult } from '../../src/revocation/index.js';
-import { captureLogger } from './helpers/logger.js';
-import { redateOcspResponse } from './helpers/ocsp-redate.js';
-import { createTestPki, openssl, type Issued } from './helpers/pki.js';
-import { startHttpServer } from './helpers/servers.js';
-import { waitFor, within } from './helpers/wait.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
+import { redateOcspResponse } from '../fixtures/ocsp-redate.js';
+import { createOpensslPki, openssl, type Issued } from '../fixtures/openssl-pki.js';
+import { startHttpServer } from '../fixtures/revocation-servers.js';
+import { waitFor, within } from '../fixtures/wait.js';
 
 const unhandled: unknown[] = [];
 const onUnhandled = (err: unknown): void => void unhandled.push(err);
 process.on('unhandledRejection', onUnhandled);
 
-const pki = await createTestPki();
-const rogue = await createTestPki({ caName: 'Rogue CA', rootName: 'Rogue Root' });
+const pki = await createOpensslPki();
+const rogue = await createOpensslPki({ caName: 'Rogue CA', rootName: 'Rogue Root' });
 t.teardown(() => Promise.all([pki.cleanup(), rogue.cleanup()]));
 const leaf = await pki.issue('leaf');
 const otherLeaf = await pki.issue('other-leaf');

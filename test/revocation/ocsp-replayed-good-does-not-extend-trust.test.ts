@@ -7,11 +7,11 @@
 import t from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
-import { captureLogger } from './helpers/logger.js';
-import { createTestPki } from './helpers/pki.js';
-import { startHttpServer } from './helpers/servers.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
+import { createOpensslPki } from '../fixtures/openssl-pki.js';
+import { startHttpServer } from '../fixtures/revocation-servers.js';
 
-const pki = await createTestPki();
+const pki = await createOpensslPki();
 t.teardown(() => pki.cleanup());
 const trustedCas = [pki.root.x509, pki.ca.x509];
 

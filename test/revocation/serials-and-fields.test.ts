@@ -12,10 +12,10 @@ import { NEGATIVE, decodeTime, readTlv, serialHexOf, serialKeyFromHex, serialKey
 import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { createSerialSetBuilder } from '../../src/revocation/serial-set.js';
-import { captureLogger } from './helpers/logger.js';
-import { createTestPki } from './helpers/pki.js';
+import { captureLogger } from '../fixtures/capturing-logger.js';
+import { createOpensslPki } from '../fixtures/openssl-pki.js';
 
-const pki = await createTestPki();
+const pki = await createOpensslPki();
 t.teardown(() => pki.cleanup());
 
 t.test('serial hex matches X509Certificate.serialNumber, and CRL lookups find those serials', async (t) => {
