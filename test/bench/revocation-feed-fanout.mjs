@@ -22,6 +22,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
+import { freePort } from './bench-ca.mjs';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,13 +41,6 @@ const cleanup = () => {
 process.on('SIGINT', () => (cleanup(), process.exit(130)));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 const waitPort = async (port) => {
   for (let i = 0; i < 200; i++) {
     const up = await new Promise((r) => {

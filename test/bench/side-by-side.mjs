@@ -40,6 +40,7 @@ import { dirname, join, resolve } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from './bench-ca.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
@@ -224,16 +225,6 @@ function cpuMarks(targetPid) {
 
 // --- small helpers -----------------------------------------------------------------------------
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
 function tryRun(cmd, argv) {
   const r = spawnSync(cmd, argv, { encoding: 'utf8' });
   return r.error ? undefined : `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();

@@ -10,7 +10,8 @@ import { call } from '../fixtures/client.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
 import { createOpensslPki, type Issued } from '../fixtures/openssl-pki.js';
 import { sidecarPkiFor } from '../fixtures/sidecar-pki.js';
-import { freePort, startHttpServer, startOpensslResponder } from '../fixtures/revocation-servers.js';
+import { freePort } from '../fixtures/net.js';
+import { startHttpServer, startOpensslResponder } from '../fixtures/revocation-servers.js';
 
 const pki = await createOpensslPki();
 const echo = await startEchoUpstream();

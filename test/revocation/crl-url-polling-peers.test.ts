@@ -14,7 +14,8 @@ import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
 import { createOpensslPki } from '../fixtures/openssl-pki.js';
-import { freePort, startHttpServer } from '../fixtures/revocation-servers.js';
+import { freePort } from '../fixtures/net.js';
+import { startHttpServer } from '../fixtures/revocation-servers.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const pki = await createOpensslPki();

@@ -7,7 +7,8 @@ import { revocationSchema, type RevocationOptions } from '../../src/config/revoc
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
 import { createOpensslPki } from '../fixtures/openssl-pki.js';
-import { freePort, startOpensslResponder } from '../fixtures/revocation-servers.js';
+import { freePort } from '../fixtures/net.js';
+import { startOpensslResponder } from '../fixtures/revocation-servers.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const pki = await createOpensslPki();
