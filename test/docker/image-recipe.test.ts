@@ -20,13 +20,13 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import https from 'node:https';
 import net from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, posix, relative, sep } from 'node:path';
 import t from 'tap';
 import { parseConfig } from '../../src/config/index.js';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
+import { call } from '../fixtures/client.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { freePort } from '../fixtures/net.js';
 
@@ -615,20 +615,9 @@ t.test('replayed image: production tree, ENTRYPOINT+CMD, probes, mTLS, SIGTERM',
   t.equal(((await readyz.json()) as { ready: boolean }).ready, true);
 
   const device = await pki.client({ deviceId: 'image-replay-device' });
-  const reply = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', servername: 'localhost', port: dataPort, path: '/through-the-image', ca: pki.rootPem, cert: device.chainPem, key: device.keyPem, agent: false, timeout: 10_000 },
-      (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
+  const reply = await call({ port: dataPort, path: '/through-the-image', ca: pki.rootPem, cert: device.chainPem, key: device.keyPem });
   t.equal(reply.status, 200, 'an mTLS request goes through to the echo');
-  const echoed = JSON.parse(reply.body) as { url: string; headers: Record<string, string> };
+  const echoed = reply.json as { url: string; headers: Record<string, string> };
   t.equal(echoed.url, '/through-the-image');
   t.equal(echoed.headers['x-client-verified'], 'SUCCESS');
   t.equal(echoed.headers['x-device-id'], 'image-replay-device');

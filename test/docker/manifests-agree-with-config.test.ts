@@ -9,7 +9,6 @@
 // is started on its output through the compose config.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +19,7 @@ import { parseAllDocuments } from 'yaml';
 import { FILE_PATH_FIELDS, parseConfig, type SidecarConfig } from '../../src/config/index.js';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { startSidecar } from '../../src/serve/index.js';
+import { call } from '../fixtures/client.js';
 
 // YAML documents are untyped by nature; the checks below say what they expect.
 type Obj = Record<string, any>;
@@ -691,19 +691,8 @@ t.test('docker-compose.yml agrees with compose/sidecar.yaml and the image', asyn
   while (Date.now() < deadline && (ready = (await fetch(`${running.adminUrl}/readyz`)).status) !== 200) await new Promise((r) => setTimeout(r, 100));
   t.equal(ready, 200, '/readyz turns 200 (the CRL from the script loads)');
   const pick = (name: string) => readFileSync(join(out, name), 'utf8');
-  const reply = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', servername: clientUrl.hostname, port: running.port, path: clientUrl.pathname, ca: pick('ca.pem'), cert: pick('device.pem'), key: pick('device.key'), agent: false, timeout: 10_000 },
-      (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-  t.equal(reply.status, 200, `the client's request (servername ${clientUrl.hostname}) goes through with the script's certificates${reply.status === 200 ? '' : `: ${reply.body.slice(0, 300)}`}`);
-  t.equal((JSON.parse(reply.status === 200 ? reply.body : '{"headers":{}}') as { headers: Record<string, string> }).headers['x-device-id'], pkiEnv.DEVICE_ID ?? 'compose-device-1', 'X-Device-Id is the device id of the script');
+  const reply = await call({ servername: clientUrl.hostname, port: running.port, path: clientUrl.pathname, ca: pick('ca.pem'), cert: pick('device.pem'), key: pick('device.key') });
+  t.equal(reply.status, 200, `the client's request (servername ${clientUrl.hostname}) goes through with the script's certificates${reply.status === 200 ? '' : `: ${reply.body?.slice(0, 300) ?? reply.error?.message}`}`);
+  t.equal((reply.json as { headers?: Record<string, string> } | undefined)?.headers?.['x-device-id'], pkiEnv.DEVICE_ID ?? 'compose-device-1', 'X-Device-Id is the device id of the script');
   t.equal(dirname(inOut(config.tls.cert)), out);
 });
