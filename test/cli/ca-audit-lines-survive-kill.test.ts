@@ -14,9 +14,10 @@ import { postEnrollment } from '../../src/device/enroll-client.js';
 import { createCsr } from '../../src/pki/csr.js';
 import { generateKey } from '../../src/pki/issue.js';
 import { freePort, waitForPort } from '../fixtures/net.js';
+import { builtCli } from '../fixtures/built.js';
 
 const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '../../dist/cli.js');
+const CLI = builtCli();
 const DEVICES = 60;
 
 const dir = mkdtempSync(join(tmpdir(), 'mtls-ca-audit-'));

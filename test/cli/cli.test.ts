@@ -1,14 +1,15 @@
 // The command line as an operator meets it: --help, --version, check-config's exit codes and
-// messages, and serve's refusal to start on bad input. Runs the built dist/cli.js (npm test builds).
+// messages, and serve's refusal to start on bad input. Runs the built dist/cli.js (fixtures/built.ts).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { createTestPki } from '../fixtures/pki.js';
+import { builtCli } from '../fixtures/built.js';
 
 const run = promisify(execFile);
-const cli = join(import.meta.dirname, '../../dist/cli.js');
+const cli = builtCli();
 const pki = await createTestPki();
 t.teardown(() => pki.cleanup());
 

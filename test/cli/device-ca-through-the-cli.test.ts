@@ -11,9 +11,10 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { parse, stringify } from 'yaml';
 import { freePort, waitForPort } from '../fixtures/net.js';
+import { builtCli } from '../fixtures/built.js';
 
 const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '../../dist/cli.js');
+const CLI = builtCli();
 const cli = (...args: string[]) => run(process.execPath, [CLI, ...args]).then(
   (r) => ({ code: 0, ...r }),
   (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),

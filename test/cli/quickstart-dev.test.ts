@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { freePort } from '../fixtures/net.js';
+import { builtCli } from '../fixtures/built.js';
 
 const run = promisify(execFile);
-const cli = join(import.meta.dirname, '../../dist/cli.js');
+const cli = builtCli();
 const cwd = mkdtempSync(join(tmpdir(), 'mtls-quickstart-'));
 t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
 

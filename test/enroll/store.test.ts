@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import { openSqliteStore, type CaStore, type NewCertificate } from '../../src/enroll/store/index.js';
 import { SidecarError } from '../../src/errors.js';
+import { built } from '../fixtures/built.js';
 
 const T0 = Date.UTC(2030, 0, 1);
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
@@ -338,19 +339,19 @@ t.test('failures are rejections with ERR_STORE, never synchronous throws', async
   await t.rejects(store.nextCrlNumber(), SidecarError);
 });
 
+/** Writes `body` as a script in `dir` for a child node, with `openSqliteStore` of the built dist/ imported. */
+function storeScript(dir: string, name: string, body: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, `import { openSqliteStore } from ${JSON.stringify(pathToFileURL(built('enroll/store/index.js')).href)};\n${body}`);
+  return file;
+}
+
 t.test('a write that resolved survives a SIGKILL of the writer right after', async (t) => {
   // SIGKILL tests the process crash; synchronous = FULL is what covers a power loss (not testable here).
-  const dist = join(import.meta.dirname, '../../dist/enroll/store/index.js');
-  if (!existsSync(dist)) {
-    t.fail(`${dist} is missing: build first (npm test runs tsc before tap)`);
-    return;
-  }
   const dir = t.testdir();
   const path = join(dir, 'ca.db');
-  const script = join(dir, 'crash.mjs');
   const c = cert('dev-crash');
-  writeFileSync(script, `
-import { openSqliteStore } from ${JSON.stringify(pathToFileURL(dist).href)};
+  const script = storeScript(dir, 'crash.mjs', `
 const store = openSqliteStore(process.argv[2]);
 const at = (s) => new Date(${T0} + s * 1000);
 await store.putCode({ deviceId: 'dev-crash', userId: 'u', codeHash: 'h', createdAt: at(0), expiresAt: at(600), maxAttempts: 3 });
@@ -372,19 +373,12 @@ process.kill(process.pid, 'SIGKILL');
 });
 
 t.test('four processes race to redeem one code: one ok, three code_used, none fails on a busy lock', async (t) => {
-  const dist = join(import.meta.dirname, '../../dist/enroll/store/index.js');
-  if (!existsSync(dist)) {
-    t.fail(`${dist} is missing: build first (npm test runs tsc before tap)`);
-    return;
-  }
   const dir = t.testdir();
   const path = join(dir, 'ca.db');
   const setup = open(t, path);
   await setup.putCode(code('dev-race'));
-  const script = join(dir, 'race.mjs');
   // Each child opens its own connection, then all start at the same wall-clock instant.
-  writeFileSync(script, `
-import { openSqliteStore } from ${JSON.stringify(pathToFileURL(dist).href)};
+  const script = storeScript(dir, 'race.mjs', `
 const [path, n, go] = process.argv.slice(2);
 const store = openSqliteStore(path);
 while (Date.now() < Number(go)) {}

@@ -12,9 +12,10 @@ import { mint } from '../fixtures/chain-corpus.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { startCliSidecar } from '../fixtures/cli-process.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
+import { builtCli } from '../fixtures/built.js';
 
 const run = promisify(execFile);
-const cli = join(import.meta.dirname, '../../dist/cli.js');
+const cli = builtCli();
 const pki = await createTestPki();
 const echo = await startEchoUpstream();
 t.teardown(async () => {
