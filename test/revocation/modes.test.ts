@@ -6,24 +6,14 @@ import t from 'tap';
 import { revocationSchema, type RevocationOptions } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
-import { createOpensslPki } from '../fixtures/openssl-pki.js';
 import { freePort } from '../fixtures/net.js';
-import { startOpensslResponder } from '../fixtures/revocation-servers.js';
+import { opensslPkiWithResponder } from '../fixtures/revocation-servers.js';
 import { waitFor } from '../fixtures/wait.js';
 
-const pki = await createOpensslPki();
-t.teardown(() => pki.cleanup());
-const port = await freePort();
-const aia = [`http://127.0.0.1:${port}/`];
-const good = await pki.issue('good', { ocsp: aia });
-const revoked = await pki.issue('revoked', { ocsp: aia });
-await pki.revoke(revoked);
-// Signed by the CA outside its database: the CRL does not list it, the responder says "unknown".
-const stray = await pki.issue('stray', { ocsp: aia, outsideDatabase: true, serial: '5A5A' });
-const crl = await pki.genCrl('crl');
-const responder = await startOpensslResponder(pki, port, pki.ca);
-t.teardown(() => responder.stop());
-const trustedCas = [pki.root.x509, pki.ca.x509];
+const { pki, responder, good, revoked, stray, trustedCas, extra: crl } = await opensslPkiWithResponder(t, {
+  straySerial: '5A5A',
+  beforeStart: (pki) => pki.genCrl('crl'),
+});
 
 async function checkerFor(mode: RevocationOptions['mode'], withCrl: boolean, ocsp: Record<string, unknown> = {}) {
   const options = revocationSchema.parse({ mode, crl: { files: withCrl ? [crl] : [], fetchDistributionPoints: false }, ocsp });

@@ -7,25 +7,15 @@ import t from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
-import { createOpensslPki } from '../fixtures/openssl-pki.js';
 import { freePort } from '../fixtures/net.js';
-import { startOpensslResponder } from '../fixtures/revocation-servers.js';
+import { opensslPkiWithResponder, startOpensslResponder } from '../fixtures/revocation-servers.js';
 import { waitFor } from '../fixtures/wait.js';
 
-const pki = await createOpensslPki();
-t.teardown(() => pki.cleanup());
-const port = await freePort();
-const aia = [`http://127.0.0.1:${port}/`];
-const good = await pki.issue('good', { ocsp: aia });
-const revoked = await pki.issue('revoked', { ocsp: aia });
-await pki.revoke(revoked);
-const stray = await pki.issue('stray', { ocsp: aia, outsideDatabase: true, serial: '00D00D' });
-const noAia = await pki.issue('no-aia');
-const delegate = await pki.issue('ocsp-signer', { eku: 'OCSPSigning' });
-// Certificates are issued before the responder starts: openssl ocsp re-reads its index lazily.
-const responder = await startOpensslResponder(pki, port, pki.ca);
-t.teardown(() => responder.stop());
-const trustedCas = [pki.root.x509, pki.ca.x509];
+const { pki, responder, good, revoked, stray, trustedCas, extra } = await opensslPkiWithResponder(t, {
+  straySerial: '00D00D',
+  beforeStart: async (pki) => ({ noAia: await pki.issue('no-aia'), delegate: await pki.issue('ocsp-signer', { eku: 'OCSPSigning' }) }),
+});
+const { noAia, delegate } = extra;
 
 const ocspOptions = (ocsp: Record<string, unknown> = {}) => revocationSchema.parse({ mode: 'ocsp', ocsp });
 
