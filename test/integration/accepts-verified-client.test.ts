@@ -2,19 +2,10 @@
 // every identity header, correctly valued.
 import { X509Certificate, createHash } from 'node:crypto';
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
-import { createTestPki } from '../fixtures/pki.js';
-import { startTestSidecar } from '../fixtures/sidecar.js';
+import { startSidecarWithEcho, startTestSidecar } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
-const echo = await startEchoUpstream();
-const sc = await startTestSidecar(pki, echo.url);
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
+const { pki, echo, sc } = await startSidecarWithEcho(t);
 
 for (const alg of ['p256', 'rsa2048'] as const) {
   t.test(`${alg} client through an intermediate`, async (t) => {

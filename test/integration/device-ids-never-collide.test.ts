@@ -2,19 +2,10 @@
 // `urn:device:a,b` and `urn:device:a%2Cb` once both arrived as `a%2Cb`. Every value the upstream
 // gets percent-decodes back to the id as issued.
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
-import { createTestPki } from '../fixtures/pki.js';
-import { startTestSidecar } from '../fixtures/sidecar.js';
+import { startSidecarWithEcho } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
-const echo = await startEchoUpstream();
-const sc = await startTestSidecar(pki, echo.url);
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
+const { pki, sc } = await startSidecarWithEcho(t);
 
 async function seenBy(id: string, dns: string[] = []): Promise<Record<string, string>> {
   const client = await pki.client({ deviceId: id, subject: 'CN=collide,O=Test Devices', san: { uri: [`urn:device:${id}`], dns } });

@@ -3,20 +3,11 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
-import { createTestPki } from '../fixtures/pki.js';
-import { startTestSidecar } from '../fixtures/sidecar.js';
+import { startSidecarWithEcho, startTestSidecar } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
-const echo = await startEchoUpstream();
+const { pki, echo, sc } = await startSidecarWithEcho(t, { tls: { handshakeTimeoutMs: 300 } });
 const client = await pki.client();
-const sc = await startTestSidecar(pki, echo.url, { tls: { handshakeTimeoutMs: 300 } });
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
 
 const waitFor = async (pred: () => boolean, ms = 3_000) => {
   const end = Date.now() + ms;

@@ -3,21 +3,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { createPkcs12 } from '../../src/pki/index.js';
-import { createTestPki } from '../fixtures/pki.js';
-import { startTestSidecar } from '../fixtures/sidecar.js';
+import { startSidecarWithEcho } from '../fixtures/sidecar.js';
 
 const run = promisify(execFile);
-const pki = await createTestPki();
-const echo = await startEchoUpstream();
-const sc = await startTestSidecar(pki, echo.url, { clientAuth: { failureMode: 'http' } });
+const { pki, sc } = await startSidecarWithEcho(t, { clientAuth: { failureMode: 'http' } });
 const caFile = pki.write('interop-ca.pem', pki.rootPem);
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
 
 async function curl(args: string[]) {
   try {

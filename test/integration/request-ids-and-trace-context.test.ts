@@ -5,21 +5,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { startEchoUpstream, type EchoReply } from '../../src/dev/echo-upstream.js';
+import type { EchoReply } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
-import { createTestPki } from '../fixtures/pki.js';
 import { rawExchange, splitResponse } from '../fixtures/raw-request.js';
-import { logLine, startTestSidecar } from '../fixtures/sidecar.js';
+import { logLine, startSidecarWithEcho, startTestSidecar } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
+const { pki, sc } = await startSidecarWithEcho(t);
 const client = await pki.client({ deviceId: 'ids-1' });
-const echo = await startEchoUpstream();
-const sc = await startTestSidecar(pki, echo.url);
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const NEW_TRACE = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;

@@ -3,19 +3,10 @@
 // the full handshake is refused on resumption.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
-import { createTestPki } from '../fixtures/pki.js';
-import { startTestSidecar } from '../fixtures/sidecar.js';
+import { startSidecarWithEcho } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
-const echo = await startEchoUpstream();
-const sc = await startTestSidecar(pki, echo.url, { clientAuth: { failureMode: 'http' } });
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
+const { pki, echo, sc } = await startSidecarWithEcho(t, { clientAuth: { failureMode: 'http' } });
 
 for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
   const v = { minVersion: version, maxVersion: version };

@@ -2,21 +2,12 @@
 // with `_` for `-`, folded — is gone before forwarding, and only the sidecar's value arrives.
 import tls from 'node:tls';
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
-import { createTestPki } from '../fixtures/pki.js';
-import { startTestSidecar } from '../fixtures/sidecar.js';
+import { startSidecarWithEcho } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
-const echo = await startEchoUpstream();
-const sc = await startTestSidecar(pki, echo.url, {
+const { pki, echo, sc } = await startSidecarWithEcho(t, {
   identity: { xfcc: { enabled: true }, rfc9440: { enabled: true }, stripHeaders: ['X-Internal-Role'] },
 });
 const client = await pki.client({ deviceId: 'real-device' });
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
 
 /** Sends raw header lines over one mTLS connection and returns the echo's view (or the status line). */
 function rawRequest(headerLines: string[]): Promise<{ status: number; echo?: { rawHeaders: string[]; headers: Record<string, string> } }> {
