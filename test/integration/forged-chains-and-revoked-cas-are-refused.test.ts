@@ -13,7 +13,7 @@ import { createChainCorpus, crlOf, mint, type Minted } from '../fixtures/chain-c
 import { createTestPki } from '../fixtures/pki.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
 import { freePort } from '../fixtures/net.js';
-import { startOpensslResponder } from '../fixtures/revocation-servers.js';
+import { startOpensslResponder } from '../fixtures/openssl-responder.js';
 import type { OpensslPki } from '../fixtures/openssl-pki.js';
 
 const pki = await createTestPki();

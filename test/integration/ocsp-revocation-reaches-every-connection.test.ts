@@ -18,7 +18,7 @@ import { probeRevocation, revocationApplied } from '../fixtures/revocation-probe
 import { startTestSidecar } from '../fixtures/sidecar.js';
 import { createOpensslPki, type Issued } from '../fixtures/openssl-pki.js';
 import { sidecarPkiFor } from '../fixtures/sidecar-pki.js';
-import { startHttpServer } from '../fixtures/revocation-servers.js';
+import { startHttpServer } from '../fixtures/http-server.js';
 
 const MAX_GOOD_AGE_S = 2;
 const pki = await createOpensslPki();

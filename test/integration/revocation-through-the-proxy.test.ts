@@ -11,7 +11,8 @@ import { startTestSidecar } from '../fixtures/sidecar.js';
 import { createOpensslPki, type Issued } from '../fixtures/openssl-pki.js';
 import { sidecarPkiFor } from '../fixtures/sidecar-pki.js';
 import { freePort } from '../fixtures/net.js';
-import { startHttpServer, startOpensslResponder } from '../fixtures/revocation-servers.js';
+import { startHttpServer } from '../fixtures/http-server.js';
+import { startOpensslResponder } from '../fixtures/openssl-responder.js';
 
 const pki = await createOpensslPki();
 const echo = await startEchoUpstream();

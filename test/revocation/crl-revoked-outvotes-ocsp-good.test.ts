@@ -12,7 +12,7 @@ import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
 import { createOpensslPki } from '../fixtures/openssl-pki.js';
-import { startHttpServer } from '../fixtures/revocation-servers.js';
+import { startHttpServer } from '../fixtures/http-server.js';
 
 const pki = await createOpensslPki();
 t.teardown(() => pki.cleanup());

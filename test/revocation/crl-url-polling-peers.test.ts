@@ -15,7 +15,7 @@ import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
 import { createOpensslPki } from '../fixtures/openssl-pki.js';
 import { freePort } from '../fixtures/net.js';
-import { startHttpServer } from '../fixtures/revocation-servers.js';
+import { startHttpServer } from '../fixtures/http-server.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const pki = await createOpensslPki();

@@ -7,7 +7,7 @@ import { revocationSchema, type RevocationOptions } from '../../src/config/revoc
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
 import { freePort } from '../fixtures/net.js';
-import { opensslPkiWithResponder } from '../fixtures/revocation-servers.js';
+import { opensslPkiWithResponder } from '../fixtures/openssl-responder.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const { pki, responder, good, revoked, stray, trustedCas, extra: crl } = await opensslPkiWithResponder(t, {

@@ -15,7 +15,7 @@ import { createRevocationChecker, type RevocationResult } from '../../src/revoca
 import { captureLogger } from '../fixtures/capturing-logger.js';
 import { redateOcspResponse } from '../fixtures/ocsp-redate.js';
 import { createOpensslPki, openssl, type Issued } from '../fixtures/openssl-pki.js';
-import { startHttpServer } from '../fixtures/revocation-servers.js';
+import { startHttpServer } from '../fixtures/http-server.js';
 import { waitFor, within } from '../fixtures/wait.js';
 
 const unhandled: unknown[] = [];

@@ -11,7 +11,7 @@ import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
 import { createOpensslPki } from '../fixtures/openssl-pki.js';
-import { startHttpServer } from '../fixtures/revocation-servers.js';
+import { startHttpServer } from '../fixtures/http-server.js';
 import { within } from '../fixtures/wait.js';
 
 const pki = await createOpensslPki();

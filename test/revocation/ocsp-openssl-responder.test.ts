@@ -8,7 +8,7 @@ import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
 import { freePort } from '../fixtures/net.js';
-import { opensslPkiWithResponder, startOpensslResponder } from '../fixtures/revocation-servers.js';
+import { opensslPkiWithResponder, startOpensslResponder } from '../fixtures/openssl-responder.js';
 import { waitFor } from '../fixtures/wait.js';
 
 const { pki, responder, good, revoked, stray, trustedCas, extra } = await opensslPkiWithResponder(t, {
