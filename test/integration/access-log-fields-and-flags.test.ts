@@ -1,13 +1,11 @@
 // The access line over real TLS: protocol, host, user agent, request body bytes, the upstream
 // forwarded to, request and trace ids, and `flags` saying why a request did not get the upstream's
 // complete answer (README, "Access log").
-import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
+import { startHttpServer } from '../fixtures/http-server.js';
 import { freePort } from '../fixtures/net.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { rawExchange, splitResponse } from '../fixtures/raw-request.js';
@@ -20,11 +18,9 @@ const echo = await startEchoUpstream();
 const sc = await startTestSidecar(pki, echo.url, { clientAuth: { failureMode: 'http' } });
 
 // An upstream that misbehaves by path: never answers, resets, or cuts its body.
-const sockets = new Set<net.Socket>();
-const faulty = http.createServer((req, res) => {
-  req.resume();
+const faulty = await startHttpServer((req, _body, res) => {
   if (req.url === '/slow' || req.url === '/hang') return;
-  if (req.url === '/reset') return req.socket.destroy();
+  if (req.url === '/reset') return void req.socket.destroy();
   if (req.url === '/cut') {
     res.writeHead(200, { 'content-length': '100' });
     res.write('partial');
@@ -33,19 +29,13 @@ const faulty = http.createServer((req, res) => {
   }
   res.end('fine');
 });
-faulty.on('connection', (s) => {
-  sockets.add(s);
-  s.on('close', () => sockets.delete(s));
-});
-await new Promise<void>((r) => faulty.listen(0, '127.0.0.1', r));
-const faultyPort = (faulty.address() as AddressInfo).port;
+const faultyPort = faulty.port;
 const scFaulty = await startTestSidecar(pki, `http://127.0.0.1:${faultyPort}`, { upstream: { responseTimeoutMs: 400 } });
 
 t.teardown(async () => {
   await sc.close();
   await scFaulty.close();
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => faulty.close(r));
+  await faulty.close();
   await echo.close();
   pki.cleanup();
 });

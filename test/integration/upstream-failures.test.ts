@@ -2,11 +2,10 @@
 // written, and the sidecar keeps serving.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
+import { startHttpServer } from '../fixtures/http-server.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { logLine, startTestSidecar } from '../fixtures/sidecar.js';
 import { freePort } from '../fixtures/net.js';
@@ -30,10 +29,9 @@ t.test('refused → 502 upstream_unavailable/refused', async (t) => {
 });
 
 t.test('silent upstream → 504 after responseTimeoutMs; reset → 502; the sidecar keeps serving', async (t) => {
-  const sockets = new Set<net.Socket>();
-  const upstream = http.createServer((req, res) => {
+  const upstream = await startHttpServer((req, _body, res) => {
     if (req.url === '/slow') return; // never answers
-    if (req.url === '/reset') return req.socket.destroy();
+    if (req.url === '/reset') return void req.socket.destroy();
     if (req.url === '/half') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('partial');
@@ -42,17 +40,10 @@ t.test('silent upstream → 504 after responseTimeoutMs; reset → 502; the side
     }
     res.end('fine');
   });
-  upstream.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  const sc = await startTestSidecar(pki, url, { upstream: { responseTimeoutMs: 300 } });
+  const sc = await startTestSidecar(pki, upstream.url, { upstream: { responseTimeoutMs: 300 } });
   t.teardown(async () => {
     await sc.close();
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => upstream.close(r));
+    await upstream.close();
   });
 
   const started = Date.now();
