@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { ConfigError, parseCaConfig } from '../../src/config/index.js';
+import { thrownBy } from '../fixtures/thrown.js';
 
 const minimal = `version: 1
 ca:
@@ -19,15 +20,7 @@ publish:
   ocsp: { signerCert: ocsp.pem, signerKey: ocsp.key }
 `;
 
-function problems(text: string): ConfigError {
-  try {
-    parseCaConfig(text, '/etc/ca/ca.yaml', {});
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const problems = (text: string): ConfigError => thrownBy(ConfigError, () => parseCaConfig(text, '/etc/ca/ca.yaml', {}));
 
 t.test('a minimal CA config gets secure defaults and resolved paths', async (t) => {
   const c = parseCaConfig(minimal, '/etc/ca/ca.yaml', {});

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parseDocument } from 'yaml';
 import { ConfigError, parseConfig } from '../../src/config/index.js';
+import { thrownBy } from '../fixtures/thrown.js';
 
 const minimal = `version: 1
 tls:
@@ -14,15 +15,7 @@ upstream:
   url: http://127.0.0.1:8080
 `;
 
-function problems(text: string, env: NodeJS.ProcessEnv = {}) {
-  try {
-    parseConfig(text, '/etc/sidecar/sidecar.yaml', env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const problems = (text: string, env: NodeJS.ProcessEnv = {}): ConfigError => thrownBy(ConfigError, () => parseConfig(text, '/etc/sidecar/sidecar.yaml', env));
 
 t.test('a minimal config gets the documented defaults, resolved paths, and is frozen', async (t) => {
   const c = parseConfig(minimal, '/etc/sidecar/sidecar.yaml', {});

@@ -6,20 +6,13 @@ import { generateKey, issueCertificate } from '../../src/pki/index.js';
 import { loadTlsMaterial } from '../../src/tls/index.js';
 import { SidecarError } from '../../src/errors.js';
 import { createTestPki } from '../fixtures/pki.js';
+import { thrownBy } from '../fixtures/thrown.js';
 
 const pki = await createTestPki();
 t.teardown(() => pki.cleanup());
 const good = { cert: pki.serverCertFile, key: pki.serverKeyFile, caBundle: [pki.caBundleFile] };
 
-function failure(paths: Parameters<typeof loadTlsMaterial>[0]): SidecarError {
-  try {
-    loadTlsMaterial(paths);
-  } catch (err) {
-    if (err instanceof SidecarError) return err;
-    throw err;
-  }
-  throw new Error('expected a failure');
-}
+const failure = (paths: Parameters<typeof loadTlsMaterial>[0]): SidecarError => thrownBy(SidecarError, () => loadTlsMaterial(paths));
 
 t.test('good material loads', async (t) => {
   const m = loadTlsMaterial(good);
