@@ -5,7 +5,7 @@
  */
 import { createPublicKey, type X509Certificate } from 'node:crypto';
 import { SidecarError } from '../errors.js';
-import { parseCertificateBundle, pemBlocks } from '../pki/index.js';
+import { caSerialHexOfCertificate, parseCertificateBundle, pemBlocks, serialKeyFromHex } from '../pki/index.js';
 import type { EnrollmentResponse } from './enroll-client.js';
 
 /** An answer that passed every check, normalised to clean PEM. */
@@ -52,8 +52,8 @@ export function checkIssued(response: EnrollmentResponse, keyPem: string, expect
   const eku = leaf.keyUsage; // Node names the extended key usage OIDs `keyUsage`
   if (Array.isArray(eku) && !eku.includes(CLIENT_AUTH)) fail('the certificate does not allow TLS client authentication (no clientAuth extended key usage)');
 
-  const serial = normaliseSerial(leaf.serialNumber);
-  if (normaliseSerial(response.serial) !== serial) fail(`"serial" ${response.serial} is not the certificate's serial ${serial}`);
+  const serial = caSerialHexOfCertificate(leaf);
+  if (!sameSerial(response.serial, serial)) fail(`"serial" ${response.serial} is not the certificate's serial ${serial}`);
   const notBefore = new Date(leaf.validFrom);
   const notAfter = new Date(leaf.validTo);
   if (!sameSecond(response.notBefore, notBefore)) fail(`"notBefore" ${response.notBefore} is not the certificate's ${notBefore.toISOString()}`);
@@ -64,8 +64,13 @@ export function checkIssued(response: EnrollmentResponse, keyPem: string, expect
   return { deviceId: response.deviceId, serial, notBefore, notAfter, leafPem: leafBlocks[0]!, chainPem: chainBlocks.join('') };
 }
 
-function normaliseSerial(hex: string): string {
-  return hex.toLowerCase().replace(/:/g, '').replace(/^0+(?=.)/, '');
+/** Whether the CA's text of a serial (any case, colons tolerated) names the same number. */
+function sameSerial(text: string, hex: string): boolean {
+  try {
+    return serialKeyFromHex(text.replace(/:/g, '')) === serialKeyFromHex(hex);
+  } catch {
+    return false;
+  }
 }
 
 // Certificate times have whole seconds (UTCTime); the CA's JSON may carry its milliseconds.

@@ -4,10 +4,9 @@
  * meets the policy. Only the public key is taken from it: the subject, SANs and extensions a CSR
  * asks for are ignored, because the device id comes from the enrollment code's binding.
  */
-import 'reflect-metadata';
 import { createPublicKey, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
 import type { DeviceKeyType } from '../config/index.js';
+import { decodePemOrBase64, readCertificateRequest } from '../pki/index.js';
 import { refusal, type Outcome, type Refusal } from './refusals.js';
 
 /** What issuing needs from an accepted CSR. */
@@ -25,16 +24,11 @@ export interface KeyPolicy {
   readonly rsaMinBits: number;
 }
 
-const PEM_CSR = /-----BEGIN (?:NEW )?CERTIFICATE REQUEST-----([A-Za-z0-9+/=\s]+)-----END (?:NEW )?CERTIFICATE REQUEST-----/;
+const CSR_LABELS = /(?:NEW )?CERTIFICATE REQUEST/;
 
 /** Decodes a CSR given as PEM text or base64 DER; undefined if it is neither. */
 export function decodeCsr(input: string | Uint8Array): Buffer | undefined {
-  if (typeof input !== 'string') return Buffer.from(input);
-  const pem = PEM_CSR.exec(input);
-  const b64 = (pem ? pem[1]! : input).replace(/\s+/g, '');
-  if (!b64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
-  const der = Buffer.from(b64, 'base64');
-  return der.length > 0 && der[0] === 0x30 ? der : undefined;
+  return typeof input === 'string' ? decodePemOrBase64(input, CSR_LABELS) : Buffer.from(input);
 }
 
 /**
@@ -44,23 +38,18 @@ export function decodeCsr(input: string | Uint8Array): Buffer | undefined {
 export async function checkCsr(input: string | Uint8Array, policy: KeyPolicy): Promise<Outcome<{ csr: CheckedCsr }>> {
   const der = decodeCsr(input);
   if (!der) return refusal('csr_invalid', 'csr must be a PEM "CERTIFICATE REQUEST" or base64 DER');
-  let csr: x509.Pkcs10CertificateRequest;
-  try {
-    csr = new x509.Pkcs10CertificateRequest(der);
-  } catch {
-    return refusal('csr_invalid', 'csr is not a well-formed PKCS#10 request');
-  }
-  const key = describeKey(Buffer.from(csr.publicKey.rawData));
+  const csr = await readCertificateRequest(der);
+  if (!csr) return refusal('csr_invalid', 'csr is not a well-formed PKCS#10 request');
+  const key = describeKey(csr.spki);
   if (!key.ok) return key;
   if (!policy.keyTypes.includes(key.keyType)) return refusal('key_policy', `${key.keyType} keys are not accepted (allowed: ${policy.keyTypes.join(', ')})`);
   if (key.keyType === 'rsa' && key.keyBits < policy.rsaMinBits) return refusal('key_policy', `RSA keys need at least ${policy.rsaMinBits} bits, got ${key.keyBits}`);
 
-  const hash = (csr.signatureAlgorithm as { hash?: { name?: string } }).hash?.name;
-  if (hash === 'SHA-1') return refusal('csr_invalid', 'csr is signed with SHA-1; use SHA-256 or stronger');
+  if (csr.signatureHash === 'SHA-1') return refusal('csr_invalid', 'csr is signed with SHA-1; use SHA-256 or stronger');
   let publicKey: webcrypto.CryptoKey;
   try {
-    if (!(await csr.verify(webcrypto as never))) return refusal('csr_invalid', 'csr signature does not verify (no proof of possession of the key)');
-    publicKey = await webcrypto.subtle.importKey('spki', csr.publicKey.rawData, importParams(key.keyType, key.curve), true, ['verify']);
+    if (!(await csr.verify())) return refusal('csr_invalid', 'csr signature does not verify (no proof of possession of the key)');
+    publicKey = await webcrypto.subtle.importKey('spki', csr.spki, importParams(key.keyType, key.curve), true, ['verify']);
   } catch {
     return refusal('csr_invalid', 'csr signature algorithm is not supported or the signature is malformed');
   }

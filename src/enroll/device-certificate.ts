@@ -6,7 +6,7 @@
  * CA's publishing listener so the proxy finds them without extra config.
  */
 import { createHash } from 'node:crypto';
-import { escapeRdnValue, issueCertificate, randomSerialHex, type KeyAlgorithm, type SigningIdentity } from '../pki/index.js';
+import { caSerialHexOfCertificate, escapeRdnValue, issueCertificate, randomSerialHex, type KeyAlgorithm, type SigningIdentity } from '../pki/index.js';
 import type { CaIssuanceOptions } from '../config/index.js';
 import type { CheckedCsr } from './csr-check.js';
 import type { NewCertificate } from './store/index.js';
@@ -55,7 +55,7 @@ export async function issueDeviceCertificate(
     ocspUrls: [`${base}/ocsp`],
   });
   const record: NewCertificate = {
-    serialHex: issued.certificate.serialNumber.toLowerCase(),
+    serialHex: caSerialHexOfCertificate(issued.certificate),
     deviceId,
     subject: issued.certificate.subject,
     notBefore,

@@ -9,9 +9,7 @@
  */
 import { z } from 'zod';
 import type { RefusalCode } from './refusals.js';
-import type { RevocationReason } from './store/index.js';
-
-const REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn'] as const satisfies readonly RevocationReason[];
+import { CA_REVOCATION_REASONS as REASONS } from '../pki/index.js';
 
 /** A body schema and the error codes of its fields. */
 export interface RequestSchema<T> {

@@ -3,7 +3,7 @@
  * verifier caches them by fingerprint), never per request.
  */
 import type { X509Certificate } from 'node:crypto';
-import { formatRfc4514, parseSubjectAltName } from '../pki/index.js';
+import { formatRfc4514, parseSubjectAltName, serialHexOfCertificate } from '../pki/index.js';
 
 /** How to pick the device id: the first source that matches wins. */
 export type DeviceIdRule =
@@ -78,7 +78,7 @@ export function extractIdentity(
   rules: readonly DeviceIdRule[],
 ): CertIdentity | undefined {
   const san = parseSubjectAltName(leaf.subjectAltName);
-  const serialHex = leaf.serialNumber.toUpperCase();
+  const serialHex = serialHexOfCertificate(leaf);
   const deviceId = pickDeviceId(rules, { sanUri: san.uri, sanDns: san.dns, cn: commonName(leaf.subject), serialHex });
   if (deviceId === undefined) return undefined;
   const last = chainAboveLeaf[chainAboveLeaf.length - 1];

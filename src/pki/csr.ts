@@ -60,3 +60,32 @@ function csrSigningAlgorithm(algorithm: KeyAlgorithm): webcrypto.Algorithm | web
     }
   }
 }
+
+/** A PKCS#10 request as read, before any check. */
+export interface ReadCertificateRequest {
+  /** DER SubjectPublicKeyInfo of the requested key. */
+  readonly spki: Buffer;
+  /** WebCrypto name of the signature's hash (e.g. 'SHA-256'), when the algorithm has one. */
+  readonly signatureHash: string | undefined;
+  /** Checks the request's self-signature (proof of possession). Async; rejects for an unsupported algorithm or a malformed signature. */
+  verify(): Promise<boolean>;
+}
+
+/**
+ * Reads a DER PKCS#10 request. Async (loads @peculiar/x509 on first use); resolves undefined for
+ * input that is not a well-formed request. Checks nothing: the CA's policy does (enroll/csr-check.ts).
+ */
+export async function readCertificateRequest(der: Uint8Array): Promise<ReadCertificateRequest | undefined> {
+  const x509 = await loadPeculiarX509();
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(der);
+  } catch {
+    return undefined;
+  }
+  return {
+    spki: Buffer.from(csr.publicKey.rawData),
+    signatureHash: (csr.signatureAlgorithm as { hash?: { name?: string } }).hash?.name,
+    verify: () => csr.verify(webcrypto as never),
+  };
+}

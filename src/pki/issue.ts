@@ -5,9 +5,7 @@
  * Android Keystore are ECDSA P-256. Why not the openssl CLI: the dev PKI and the tests must run
  * in-process, and the enrollment CA will issue from the same code.
  */
-import { createPrivateKey, createPublicKey, KeyObject, sign as signWithKey, webcrypto } from 'node:crypto';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { promisify } from 'node:util';
+import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import type * as x509 from '@peculiar/x509';
 import { loadPeculiarX509 } from './peculiar.js';
 
@@ -169,131 +167,7 @@ function keyUsages(x509: typeof import('@peculiar/x509'), spec: CertificateSpec)
 }
 
 const OCSP_NOCHECK_OID = '1.3.6.1.5.5.7.48.1.5';
-const CRL_NUMBER_OID = '2.5.29.20';
 const DER_NULL = new Uint8Array([0x05, 0x00]);
-
-/** RFC 5280 §5.3.1 CRLReason names (code 7 is unassigned). */
-export type CrlReason = keyof typeof CRL_REASON_CODES;
-
-/** The ENUMERATED code of each {@link CrlReason} (shared by CRL entries and OCSP RevokedInfo). */
-export const CRL_REASON_CODES = Object.freeze({
-  unspecified: 0, keyCompromise: 1, cACompromise: 2, affiliationChanged: 3, superseded: 4,
-  cessationOfOperation: 5, certificateHold: 6, removeFromCRL: 8, privilegeWithdrawn: 9, aACompromise: 10,
-} as const);
-
-/** What a CRL lists. */
-export interface CrlSpec {
-  readonly issuer: IssuedCertificate & { readonly key: GeneratedKey };
-  /**
-   * Revoked certificates. `reason` becomes the CRLReason entry extension; 'unspecified' and
-   * omitted both leave it out (RFC 5280 §5.3.1: unspecified SHOULD NOT be encoded).
-   */
-  readonly revoked?: ReadonlyArray<{ readonly serialHex: string; readonly revokedAt?: Date; readonly reason?: CrlReason }>;
-  readonly thisUpdate?: Date;
-  readonly nextUpdate: Date;
-  /** The CRL Number extension (non-critical; 0 to 2^159-1); omitted when undefined. */
-  readonly crlNumber?: bigint;
-}
-
-/**
- * Signs a CRL (v2, with the issuer's key identifier and, if given, its CRL number). Async; rejects
- * if it cannot be signed, with a RangeError for a CRL number out of range, or an Error for a serial
- * listed twice. The issuer Name is the CA certificate's subject, byte for byte.
- *
- * Why encoded here rather than by @peculiar/x509's X509CrlGenerator: it checks for duplicate
- * serials with a linear scan per entry (20,000 entries took 25 s, blocking the event loop) and
- * writes an empty crlEntryExtensions SEQUENCE for entries without a reason (RFC 5280 requires at
- * least one extension when present).
- */
-export async function issueCrl(spec: CrlSpec): Promise<{ readonly pem: string; readonly der: Buffer }> {
-  const x509 = await loadPeculiarX509();
-  const { algorithm, keys } = spec.issuer.key;
-  const aki = await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey, false);
-  const extensions = [new Uint8Array(aki.rawData)];
-  if (spec.crlNumber !== undefined) extensions.push(new Uint8Array(new x509.Extension(CRL_NUMBER_OID, false, derInteger(spec.crlNumber)).rawData));
-  const fallbackDate = new Date(Date.now() - 60_000);
-  const seen = new Set<string>();
-  const entries: Buffer[] = [];
-  for (const r of spec.revoked ?? []) {
-    const serial = serialContent(r.serialHex);
-    const key = serial.toString('hex');
-    if (seen.has(key)) throw new Error(`serial ${r.serialHex} is listed twice`);
-    seen.add(key);
-    const code = r.reason === undefined ? 0 : CRL_REASON_CODES[r.reason];
-    const reason = code === 0 ? [] : [der(0x30, [reasonExtension(code)])];
-    entries.push(der(0x30, [der(0x02, [serial]), derTime(r.revokedAt ?? fallbackDate), ...reason]));
-    if (entries.length % 4096 === 0) await yieldToEventLoop(); // ~30 ms slices: the CA keeps answering OCSP meanwhile
-  }
-  const algId = SIGNATURE_ALGORITHM_IDS[algorithm];
-  const tbs = der(0x30, [
-    Buffer.of(0x02, 0x01, 0x01), // v2
-    algId,
-    new Uint8Array(spec.issuer.certificate.subjectName.toArrayBuffer()),
-    derTime(spec.thisUpdate ?? fallbackDate),
-    derTime(spec.nextUpdate),
-    ...(entries.length ? [der(0x30, entries)] : []),
-    der(0xa0, [der(0x30, extensions)]),
-  ]);
-  const hash = algorithm === 'p384' ? 'sha384' : 'sha256'; // as signingAlgorithm() signs certificates
-  const signature = await signAsync(hash, tbs, { key: KeyObject.from(keys.privateKey), dsaEncoding: 'der' });
-  const crl = der(0x30, [tbs, algId, der(0x03, [Buffer.of(0), signature])]);
-  return { pem: toPem('X509 CRL', crl), der: crl };
-}
-
-const signAsync = promisify(signWithKey);
-
-/** AlgorithmIdentifier DER of the signature each key type makes (ecdsa-with-SHA256/384, sha256WithRSAEncryption). */
-const SHA256_WITH_RSA = Buffer.from('300d06092a864886f70d01010b0500', 'hex');
-const SIGNATURE_ALGORITHM_IDS: Readonly<Record<KeyAlgorithm, Buffer>> = {
-  p256: Buffer.from('300a06082a8648ce3d040302', 'hex'),
-  p384: Buffer.from('300a06082a8648ce3d040303', 'hex'),
-  rsa2048: SHA256_WITH_RSA,
-  rsa3072: SHA256_WITH_RSA,
-};
-
-/** One DER TLV around the concatenated parts (an array, not a spread: a CRL may list 100,000+ entries). */
-function der(tag: number, parts: readonly Uint8Array[]): Buffer {
-  const length = parts.reduce((n, p) => n + p.length, 0);
-  const octets: number[] = [];
-  for (let n = length; n > 0; n = Math.floor(n / 256)) octets.unshift(n & 0xff);
-  const head = length < 0x80 ? [tag, length] : [tag, 0x80 | octets.length, ...octets];
-  return Buffer.concat([Buffer.from(head), ...parts]);
-}
-
-/** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; whole seconds. */
-function derTime(date: Date): Buffer {
-  const iso = date.toISOString(); // throws RangeError for an invalid date
-  const digits = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
-  const year = date.getUTCFullYear();
-  return year >= 1950 && year < 2050 ? der(0x17, [Buffer.from(digits.slice(2), 'latin1')]) : der(0x18, [Buffer.from(digits, 'latin1')]);
-}
-
-/** INTEGER content of a hex serial as certificates encode it: minimal, positive. */
-function serialContent(hex: string): Buffer {
-  if (!/^[0-9a-f]+$/i.test(hex)) throw new TypeError(`not a hex serial: "${hex}"`);
-  let bytes = Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex');
-  let i = 0;
-  while (i < bytes.length - 1 && bytes[i] === 0) i++;
-  bytes = bytes.subarray(i);
-  return bytes[0]! & 0x80 ? Buffer.concat([Buffer.of(0), bytes]) : bytes;
-}
-
-/** The CRLReason entry extension (non-critical) for a reason code. */
-function reasonExtension(code: number): Buffer {
-  return der(0x30, [Buffer.from('0603551d15', 'hex'), der(0x04, [Buffer.of(0x0a, 0x01, code)])]);
-}
-
-/** DER INTEGER of a non-negative bigint of at most 20 content octets (RFC 5280 §5.2.3). */
-function derInteger(value: bigint): Uint8Array {
-  if (value < 0n) throw new RangeError('a CRL number cannot be negative');
-  let hex = value.toString(16);
-  if (hex.length % 2) hex = `0${hex}`;
-  if (parseInt(hex.slice(0, 2), 16) & 0x80) hex = `00${hex}`; // keep it positive
-  const content = Buffer.from(hex, 'hex');
-  if (content.length > 20) throw new RangeError('a CRL number is at most 20 octets');
-  return der(0x02, [content]);
-}
-
 /** A CA's certificate together with its private key, ready to sign (what `issuer` fields take). */
 export type SigningIdentity = IssuedCertificate & { readonly key: GeneratedKey };
 

@@ -4,8 +4,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type { RevocationOptions } from '../config/index.js';
-import { crlDistributionPointUrls, ocspResponderUrls } from './cert-extensions.js';
-import { parseCertificate, type CertFields } from './cert-fields.js';
+import { crlDistributionPointUrls, ocspResponderUrls, parseCertificate, type CertFields } from '../pki/index.js';
 import { startCrlFeed } from './crl-feed.js';
 import { createCrlSources } from './crl-sources.js';
 import { createCrlStore, type CertScopeFacts } from './crl-store.js';

@@ -6,12 +6,9 @@
  * million-entry CRL costs one hash, not a second of parsing.
  */
 import { isSidecarError } from '../errors.js';
-import { KEY_USAGE, keyUsageAllows } from './cert-extensions.js';
-import { collectRevokedSerials, parseCrlHeader, type CrlScope } from './crl-parse.js';
 import type { X509Certificate } from 'node:crypto';
+import { KEY_USAGE, collectRevokedSerials, decodeDerOrPem, keyUsageAllows, parseCrlHeader, type CrlScope, type SerialSet } from '../pki/index.js';
 import { createIssuerRegistry, type IssuerInfo, type IssuerRegistry } from './issuer-registry.js';
-import { decodeDerOrPem } from './pem.js';
-import type { SerialSet } from './serial-set.js';
 import { verifySignature } from './signature.js';
 
 /** A verified CRL, reduced to what lookups need. Immutable once built. */

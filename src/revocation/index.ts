@@ -14,8 +14,7 @@
  * repeated check keeps the OCSP answer fresh (refresh-ahead), which also feeds `onRevoked`.
  */
 export { createRevocationChecker } from './checker.js';
-export { computeIssuerKeyHash } from './cert-fields.js';
-export { readPathLengthConstraint } from './cert-extensions.js';
+export { computeIssuerKeyHash } from './issuer-key-hash.js';
 export { inspectCrlBytes, type CrlLoadFailure } from './crl-load.js';
 export type { CrlFeedStatus, FeedEvent } from './crl-feed.js';
 export type {

@@ -17,7 +17,8 @@
  */
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { computeIssuerKeyHash, parseCertificate, type CertFields } from './cert-fields.js';
+import { parseCertificate, type CertFields } from '../pki/index.js';
+import { computeIssuerKeyHash } from './issuer-key-hash.js';
 
 /** An issuer with what verification needs precomputed. */
 export interface IssuerInfo {

@@ -31,8 +31,7 @@
 import { LRUCache } from 'lru-cache';
 import type { RevocationOptions } from '../config/index.js';
 import { SidecarError, isSidecarError } from '../errors.js';
-import { ocspResponderUrls } from './cert-extensions.js';
-import type { CertFields } from './cert-fields.js';
+import { ocspResponderUrls, type CertFields } from '../pki/index.js';
 import { fetchBounded } from './http-fetch.js';
 import type { IssuerInfo } from './issuer-registry.js';
 import type { RevocationLogger, RevocationObserver, RevocationStatus } from './types.js';

@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import type { CertFields } from './cert-fields.js';
+import type { CertFields } from '../pki/index.js';
 
 /** CertID hash algorithms we send, by config name. */
 export const CERT_ID_HASH_OIDS = { sha1: '1.3.14.3.2.26', sha256: '2.16.840.1.101.3.4.2.1' } as const;

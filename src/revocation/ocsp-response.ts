@@ -13,12 +13,10 @@ import { createHash, X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { SidecarError } from '../errors.js';
-import { OID, extendedKeyUsages } from './cert-extensions.js';
-import { parseCertificate, type CertFields } from './cert-fields.js';
-import { serialKeyOf } from './der.js';
+import { OID, extendedKeyUsages, parseCertificate, serialKeyOf, type CertFields, type SignatureAlgorithm } from '../pki/index.js';
 import type { IssuerInfo } from './issuer-registry.js';
 import { CERT_ID_HASHES, OCSP_NONCE_OID } from './ocsp-request.js';
-import { verifySignature, type SignatureAlgorithm } from './signature.js';
+import { verifySignature } from './signature.js';
 import type { RevocationStatus } from './types.js';
 
 /** A verified answer about one certificate. */
@@ -49,17 +47,18 @@ export interface OcspExpectation {
 const BASIC_RESPONSE_OID = '1.3.6.1.5.5.7.48.1.1';
 const RESPONSE_STATUS = ['successful', 'malformedRequest', 'internalError', 'tryLater', '(4)', 'sigRequired', 'unauthorized'];
 
-function reject(fault: string, message: string, cause?: unknown): SidecarError {
+/** The error for a response this module does not believe: ERR_REVOCATION_SOURCE, `fault` naming the check that failed. */
+function ocspError(fault: string, message: string, cause?: unknown): SidecarError {
   return new SidecarError('ERR_REVOCATION_SOURCE', fault, message, cause === undefined ? undefined : { cause });
 }
 
 function decode<T>(bytes: Uint8Array, build: (schema: asn1js.AsnType) => T, what: string): T {
   const parsed = asn1js.fromBER(bytes);
-  if (parsed.offset === -1 || parsed.offset !== bytes.byteLength) throw reject('ocsp-malformed', `${what} is not valid DER`);
+  if (parsed.offset === -1 || parsed.offset !== bytes.byteLength) throw ocspError('ocsp-malformed', `${what} is not valid DER`);
   try {
     return build(parsed.result);
   } catch (err) {
-    throw reject('ocsp-malformed', `${what} does not match its ASN.1 schema`, err);
+    throw ocspError('ocsp-malformed', `${what} does not match its ASN.1 schema`, err);
   }
 }
 
@@ -119,11 +118,11 @@ function matchesCertId(single: pkijs.SingleResponse, exp: OcspExpectation): bool
 
 function checkNonce(basic: pkijs.BasicOCSPResponse, nonce: Buffer): void {
   const ext = basic.tbsResponseData.responseExtensions?.find((e) => e.extnID === OCSP_NONCE_OID);
-  if (ext === undefined) throw reject('ocsp-nonce', 'response does not echo our nonce');
+  if (ext === undefined) throw ocspError('ocsp-nonce', 'response does not echo our nonce');
   const value = ext.extnValue.valueBlock.valueHexView;
   // RFC 8954 wraps the nonce in an OCTET STRING; some old responders put it raw.
   const wrapped = Buffer.from(new asn1js.OctetString({ valueHex: nonce }).toBER());
-  if (!sameBytes(value, nonce) && !sameBytes(value, wrapped)) throw reject('ocsp-nonce', 'response nonce differs from ours');
+  if (!sameBytes(value, nonce) && !sameBytes(value, wrapped)) throw ocspError('ocsp-nonce', 'response nonce differs from ours');
 }
 
 function statusOf(single: pkijs.SingleResponse): RevocationStatus {
@@ -131,7 +130,7 @@ function statusOf(single: pkijs.SingleResponse): RevocationStatus {
   if (tag.tagClass === 3 && tag.tagNumber === 0) return 'good';
   if (tag.tagClass === 3 && tag.tagNumber === 1) return 'revoked';
   if (tag.tagClass === 3 && tag.tagNumber === 2) return 'unknown';
-  throw reject('ocsp-malformed', 'unrecognised certStatus');
+  throw ocspError('ocsp-malformed', 'unrecognised certStatus');
 }
 
 /**
@@ -144,13 +143,13 @@ function statusOf(single: pkijs.SingleResponse): RevocationStatus {
 export async function verifyOcspResponse(body: Uint8Array, exp: OcspExpectation): Promise<OcspAnswer> {
   const response = decode(body, (schema) => new pkijs.OCSPResponse({ schema }), 'OCSPResponse');
   const status = response.responseStatus.valueBlock.valueDec;
-  if (status !== 0) throw reject('ocsp-status', `responder answered ${RESPONSE_STATUS[status] ?? status}`);
+  if (status !== 0) throw ocspError('ocsp-status', `responder answered ${RESPONSE_STATUS[status] ?? status}`);
   const bytes = response.responseBytes;
-  if (bytes === undefined || bytes.responseType !== BASIC_RESPONSE_OID) throw reject('ocsp-malformed', 'not a basic OCSP response');
+  if (bytes === undefined || bytes.responseType !== BASIC_RESPONSE_OID) throw ocspError('ocsp-malformed', 'not a basic OCSP response');
   const basic = decode(bytes.response.valueBlock.valueHexView, (schema) => new pkijs.BasicOCSPResponse({ schema }), 'BasicOCSPResponse');
 
   const signers = authorizedSigners(basic, exp);
-  if (signers.length === 0) throw reject('ocsp-signer', 'response not signed by the issuer or a responder it delegated to');
+  if (signers.length === 0) throw ocspError('ocsp-signer', 'response not signed by the issuer or a responder it delegated to');
   const alg = algorithmOf(basic.signatureAlgorithm);
   const signature = basic.signature.valueBlock.valueHexView;
   let signer: OcspAnswer['signer'] | undefined;
@@ -163,22 +162,22 @@ export async function verifyOcspResponse(body: Uint8Array, exp: OcspExpectation)
     }
     why = verdict.reason;
   }
-  if (signer === undefined) throw reject('ocsp-signature', `response signature invalid: ${why}`);
+  if (signer === undefined) throw ocspError('ocsp-signature', `response signature invalid: ${why}`);
 
   const single = basic.tbsResponseData.responses.find((r) => matchesCertId(r, exp));
-  if (single === undefined) throw reject('ocsp-certid', 'response is about another certificate (CertID mismatch)');
+  if (single === undefined) throw ocspError('ocsp-certid', 'response is about another certificate (CertID mismatch)');
   const thisUpdate = single.thisUpdate.getTime();
   const nextUpdate = single.nextUpdate?.getTime();
-  if (thisUpdate > exp.now + exp.skewMs) throw reject('ocsp-future', `thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
+  if (thisUpdate > exp.now + exp.skewMs) throw ocspError('ocsp-future', `thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
   if (nextUpdate !== undefined && nextUpdate < exp.now - exp.skewMs) {
-    throw reject('ocsp-expired', `nextUpdate ${new Date(nextUpdate).toISOString()} has passed`);
+    throw ocspError('ocsp-expired', `nextUpdate ${new Date(nextUpdate).toISOString()} has passed`);
   }
   let validUntil = nextUpdate;
   if (validUntil === undefined) {
     const maxAge = exp.maxAgeWithoutNextUpdateMs ?? 0;
     validUntil = thisUpdate + maxAge;
     if (validUntil < exp.now) {
-      throw reject('ocsp-stale', `no nextUpdate, and thisUpdate ${single.thisUpdate.toISOString()} is more than ${maxAge / 1000} s old`);
+      throw ocspError('ocsp-stale', `no nextUpdate, and thisUpdate ${single.thisUpdate.toISOString()} is more than ${maxAge / 1000} s old`);
     }
   }
   if (exp.nonce !== undefined) checkNonce(basic, exp.nonce);

@@ -10,13 +10,7 @@
  */
 import { constants, createVerify, verify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { TAG, childrenOf, readOid, readTlv } from './der.js';
-
-/** An AlgorithmIdentifier: dotted OID plus the DER of its parameters, if any. */
-export interface SignatureAlgorithm {
-  readonly oid: string;
-  readonly params?: Uint8Array;
-}
+import { readRsaPssParams, type SignatureAlgorithm } from '../pki/index.js';
 
 const RSA_PKCS1: Record<string, string> = {
   '1.2.840.113549.1.1.11': 'sha256',
@@ -60,22 +54,10 @@ export function planSignatureVerify(alg: SignatureAlgorithm): VerifyPlan | strin
 function planPss(params: Uint8Array | undefined): VerifyPlan | string {
   if (params === undefined) return 'RSASSA-PSS without parameters (SHA-1 defaults) refused';
   try {
-    const seq = readTlv(params, 0, params.length);
-    let hash: string | undefined;
-    let mgfHash: string | undefined;
-    let saltLength = 20;
-    for (const field of childrenOf(params, seq)) {
-      const inner = readTlv(params, field.contentStart, field.end);
-      if (field.tag === 0xa0) {
-        hash = HASH_OIDS[readOid(params, readTlv(params, inner.contentStart, inner.end))];
-      } else if (field.tag === 0xa1) {
-        const [, mgfParams] = childrenOf(params, inner);
-        if (mgfParams !== undefined) mgfHash = HASH_OIDS[readOid(params, readTlv(params, mgfParams.contentStart, mgfParams.end))];
-      } else if (field.tag === 0xa2 && inner.tag === TAG.INTEGER) {
-        saltLength = 0;
-        for (let i = inner.contentStart; i < inner.end; i++) saltLength = saltLength * 256 + (params[i] as number);
-      }
-    }
+    const pss = readRsaPssParams(params);
+    const hash = pss.hashOid === undefined ? undefined : HASH_OIDS[pss.hashOid];
+    const mgfHash = pss.mgfHashOid === undefined ? undefined : HASH_OIDS[pss.mgfHashOid];
+    const saltLength = pss.saltLength;
     if (hash === undefined || mgfHash !== hash) return 'unsupported RSASSA-PSS parameters';
     return {
       digest: hash,

@@ -14,7 +14,7 @@
  * depth and in signature checks so a flood of candidates costs little.
  */
 import type { X509Certificate } from 'node:crypto';
-import { readPathLengthConstraint } from '../revocation/index.js';
+import { readPathLengthConstraint } from '../pki/index.js';
 import type { TrustIndex } from './trust.js';
 
 /** A verified path. Immutable. */

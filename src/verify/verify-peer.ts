@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { extractIdentity, type CertIdentity, type DeviceIdRule, type RenderedHeaders } from '../identity/index.js';
-import { formatRfc4514 } from '../pki/index.js';
+import { formatRfc4514, serialHexOfCertificate } from '../pki/index.js';
 import { reasonForVerifyError, type FailureReason } from './reasons.js';
 import { buildVerifiedPath, presentedCertificates, type CertPath } from './path.js';
 import type { TrustIndex } from './trust.js';
@@ -279,5 +279,5 @@ function summarize(leaf: X509Certificate): PeerSummary {
       return '(unreadable name)';
     }
   };
-  return { subject: dn(leaf.subject), issuer: dn(leaf.issuer), serialHex: leaf.serialNumber.toUpperCase() };
+  return { subject: dn(leaf.subject), issuer: dn(leaf.issuer), serialHex: serialHexOfCertificate(leaf) };
 }

@@ -14,7 +14,7 @@ import { createCrlPublisher, type CrlPublisherOptions } from '../../src/enroll/c
 import type { RevokedEntry } from '../../src/enroll/store/index.js';
 import { generateKey, issueCertificate, issueCrl, randomSerialHex, type KeyAlgorithm, type SigningIdentity } from '../../src/pki/index.js';
 import { loadCrls } from '../../src/revocation/crl-load.js';
-import { serialKeyFromHex } from '../../src/revocation/der.js';
+import { serialKeyFromHex } from '../../src/pki/index.js';
 import { createIssuerRegistry } from '../../src/revocation/issuer-registry.js';
 
 const run = promisify(execFile);

@@ -19,7 +19,7 @@ import type { CertStatus } from '../../src/enroll/enroll-service.js';
 import { createOcspResponder, type OcspResponder } from '../../src/enroll/ocsp-responder.js';
 import { issueOcspSigner } from '../../src/enroll/ocsp-signer.js';
 import { generateKey, issueCertificate, type IssuedCertificate, type KeyAlgorithm, type SigningIdentity } from '../../src/pki/index.js';
-import { parseCertificate } from '../../src/revocation/cert-fields.js';
+import { parseCertificate } from '../../src/pki/index.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { createIssuerRegistry } from '../../src/revocation/issuer-registry.js';
 import { buildOcspRequest } from '../../src/revocation/ocsp-request.js';

@@ -10,7 +10,7 @@ import { readFile, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
-import { parseCertificate } from '../../src/revocation/cert-fields.js';
+import { parseCertificate } from '../../src/pki/index.js';
 import { loadCrls } from '../../src/revocation/crl-load.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { createIssuerRegistry } from '../../src/revocation/issuer-registry.js';

@@ -11,7 +11,7 @@ import t from 'tap';
 import { revocationSchema } from '../../src/config/revocation-schema.js';
 import { loadCrls } from '../../src/revocation/crl-load.js';
 import { createIssuerRegistry } from '../../src/revocation/issuer-registry.js';
-import { decodeDerOrPem } from '../../src/revocation/pem.js';
+import { decodeDerOrPem } from '../../src/pki/index.js';
 import { createRevocationChecker } from '../../src/revocation/index.js';
 import { captureLogger } from '../fixtures/capturing-logger.js';
 import { PARTITION_A_URL, createOpensslPki } from '../fixtures/openssl-pki.js';

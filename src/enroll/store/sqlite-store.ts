@@ -8,7 +8,9 @@ import type { CaStore, CertificateRecord, CodeRecord, DeviceRecord, NewCertifica
 
 /**
  * Schema migrations: entry i takes `PRAGMA user_version` from i to i + 1. Append only; never edit
- * a released step (a database already past it would not see the change).
+ * a released step (a database already past it would not see the change). The first step's CHECK
+ * on revocation_reason spells out pki's CA_REVOCATION_REASONS; a reason added there needs a step
+ * here too (test/enroll/revocation-reasons.test.ts revokes with every one).
  */
 const MIGRATIONS: readonly string[] = Object.freeze([
   `CREATE TABLE codes (

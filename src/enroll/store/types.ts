@@ -10,15 +10,10 @@
  * - Serials are lower-case hex without leading zeros stripped or added: exactly as issued.
  */
 
-/** RFC 5280 CRLReason values the CA uses, by name. */
-export type RevocationReason =
-  | 'unspecified'
-  | 'keyCompromise'
-  | 'affiliationChanged'
-  | 'superseded'
-  | 'cessationOfOperation'
-  | 'certificateHold'
-  | 'privilegeWithdrawn';
+import type { CaRevocationReason } from '../../pki/index.js';
+
+/** RFC 5280 CRLReason values the CA uses, by name (pki/reasons.ts lists them). */
+export type RevocationReason = CaRevocationReason;
 
 /** One pending (or spent) enrollment code. There is at most one per device: a new one replaces it. */
 export interface CodeRecord {

@@ -8,9 +8,9 @@
  * entry, so no GC work, ~28 MB for 1M 16-byte serials, and O(1) lookups.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { NEGATIVE } from './der.js';
+import { NEGATIVE } from './asn1/index.js';
 
-/** Read side: membership by canonical serial key (see der.ts `serialKeyOf`). */
+/** Read side: membership by canonical serial key (see asn1/serial.ts `serialKeyOf`). */
 export interface SerialSet {
   readonly size: number;
   /** Bytes of serial data, offsets and hash table actually in use (for logs). */

@@ -6,23 +6,13 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { SidecarError } from '../errors.js';
-import { uriNamesOf, extensionRoot } from './cert-fields.js';
+import { readAlgorithmIdentifier, type SignatureAlgorithm } from './algorithm-id.js';
 import {
-  TAG,
-  childrenOf,
-  contentOf,
-  contextTag,
-  decodeTime,
-  derError,
-  encodingOf,
-  expectTlv,
-  readOid,
-  readTlv,
-  serialKeyOf,
-  type Tlv,
-} from './der.js';
+  TAG, childrenOf, contentOf, contextTag, decodeTime, derError, encodingOf, expectTlv, isCriticalFlag, readOid,
+  readTlv, serialKeyOf, type Tlv
+} from './asn1/index.js';
 import { createSerialSetBuilder, type SerialSet } from './serial-set.js';
-import type { SignatureAlgorithm } from './signature.js';
+import { extensionRoot, uriNamesOf } from './x509-fields.js';
 
 /** Which certificates a CRL speaks for (from its Issuing Distribution Point, RFC 5280 §5.2.5). */
 export interface CrlScope {
@@ -65,18 +55,11 @@ function unsupported(message: string): SidecarError {
   return new SidecarError('ERR_REVOCATION_SOURCE', 'crl-unsupported', message);
 }
 
-function algorithmOf(buf: Uint8Array, seq: Tlv): SignatureAlgorithm {
-  const [oid, params] = childrenOf(buf, seq);
-  if (oid === undefined) throw derError('empty AlgorithmIdentifier');
-  const p = params === undefined || params.tag === TAG.NULL ? undefined : encodingOf(buf, params);
-  return p === undefined ? { oid: readOid(buf, oid) } : { oid: readOid(buf, oid), params: p };
-}
-
 /**
  * Parses a DER CRL without its entries. Sync; throws `SidecarError` for malformed DER (fault
  * 'der') or a CRL we must not use (fault 'crl-unsupported'): a delta CRL, an indirect or
  * reason-partitioned CRL, an unknown critical extension, or no nextUpdate (without it we could
- * never tell it is stale). Verifies nothing: see crl-load.ts.
+ * never tell it is stale). Verifies nothing: see revocation/crl-load.ts.
  */
 export function parseCrlHeader(der: Buffer): CrlHeader {
   const outer = expectTlv(der, 0, der.length, TAG.SEQUENCE, 'CertificateList');
@@ -110,7 +93,7 @@ export function parseCrlHeader(der: Buffer): CrlHeader {
       const [oidTlv, second, third] = childrenOf(der, ext);
       if (oidTlv === undefined || second === undefined) throw derError('short CRL extension');
       const oid = readOid(der, oidTlv);
-      const critical = isCritical(der, second);
+      const critical = isCriticalFlag(der, second);
       const valueTlv = second.tag === TAG.BOOLEAN ? third : second;
       if (valueTlv?.tag !== TAG.OCTET_STRING) throw derError('CRL extension value');
       const value = contentOf(der, valueTlv);
@@ -127,7 +110,7 @@ export function parseCrlHeader(der: Buffer): CrlHeader {
   const header: CrlHeader = {
     der,
     tbs: encodingOf(der, tbs),
-    signatureAlgorithm: algorithmOf(der, sigAlg),
+    signatureAlgorithm: readAlgorithmIdentifier(der, sigAlg),
     signature: der.subarray(sigValue.contentStart + 1, sigValue.end),
     issuerName: encodingOf(der, issuer),
     thisUpdate: decodeTime(der, thisUpdate),
@@ -259,7 +242,7 @@ function checkEntryExtensions(buf: Buffer, pos: number, end: number): void {
     const arc = oidEnd - oidAt === 5 && buf[oidAt + 2] === 0x55 && buf[oidAt + 3] === 0x1d ? buf[oidAt + 4] : -1;
     if (arc === REASON_CODE || arc === INVALIDITY_DATE || arc === HOLD_INSTRUCTION_CODE) continue;
     if (arc === CERTIFICATE_ISSUER) throw unsupported('CRL entry extension certificateIssuer (2.5.29.29): indirect CRLs are not supported');
-    if (oidEnd < extEnd && isCritical(buf, readTlv(buf, oidEnd, extEnd))) {
+    if (oidEnd < extEnd && isCriticalFlag(buf, readTlv(buf, oidEnd, extEnd))) {
       throw unsupported(`unknown critical CRL entry extension ${readOid(buf, readTlv(buf, oidAt, oidEnd))}`);
     }
   }
@@ -276,9 +259,4 @@ function tlvEnd(buf: Buffer, pos: number, limit: number): number {
 function contentStartOf(buf: Buffer, pos: number): number {
   const len = buf[pos + 1] as number;
   return len < 0x80 ? pos + 2 : pos + 2 + (len & 0x7f);
-}
-
-/** Whether the TLV after an extension's OID is critical=TRUE (DER omits the FALSE default). */
-function isCritical(buf: Uint8Array, afterOid: Tlv): boolean {
-  return afterOid.tag === TAG.BOOLEAN && buf[afterOid.contentStart] !== 0;
 }
