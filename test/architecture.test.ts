@@ -128,6 +128,53 @@ t.test('no tracked file points outside the repository', { skip: tracked ? false 
   t.same(found, [], 'no reference to a path outside the repository');
 });
 
+/**
+ * ASN.1/DER lives in src/pki/: one reader (hostile input, explicit limits), one writer, one serial
+ * convention. Outside it, no file may load an ASN.1 library nor walk DER by hand. The one exception
+ * is the sidecar's OCSP client codec: pkijs builds its requests and decodes the responses (once
+ * per cache miss, loaded lazily by revocation/ocsp-client.ts), while the verification around them
+ * (signer, CertID, times, nonce) is revocation's policy; splitting those two files is not worth it.
+ */
+const ASN1_LIBRARIES = /^(?:asn1js|pkijs|@peculiar\/.*|reflect-metadata)$/;
+const ASN1_LIBRARY_USERS_OUTSIDE_PKI: Record<string, string[]> = {
+  'revocation/ocsp-request.ts': ['asn1js', 'pkijs'],
+  'revocation/ocsp-response.ts': ['asn1js', 'pkijs'],
+};
+
+/** Every module a file loads: static imports and re-exports, side-effect imports, dynamic `import()`. */
+function loadedModules(text: string): string[] {
+  const found = [
+    ...text.matchAll(/^(?:import|export)\b[^'"]*?from\s+'([^']+)'/gm),
+    ...text.matchAll(/^import\s+'([^']+)'/gm),
+    ...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g),
+  ];
+  return found.map((m) => m[1]!);
+}
+
+t.test('ASN.1 libraries are loaded only in src/pki/ (and by the OCSP client codec)', async (t) => {
+  for (const file of files(SRC)) {
+    const name = relative(SRC, file);
+    if (name.startsWith('pki/')) continue;
+    const libraries = loadedModules(readFileSync(file, 'utf8')).filter((m) => ASN1_LIBRARIES.test(m));
+    t.same(libraries.sort(), ASN1_LIBRARY_USERS_OUTSIDE_PKI[name] ?? [], `${name} loads ${libraries.join(', ') || 'no ASN.1 library'}`);
+  }
+});
+
+t.test('DER is walked only in src/pki/', async (t) => {
+  // A hand-written DER reader decodes the length octet (its low 7 bits: `& 0x7f`) or checks for a
+  // multi-octet tag (`& 0x1f`), and one built on ours needs its TLV primitives, which pki/index.ts
+  // does not export. Neither may appear outside src/pki/.
+  const handWalking = /&\s*0x(?:7f|1f)\b|\b(?:readTlv|childrenOf|expectTlv|contentStart)\b/i;
+  for (const file of files(SRC)) {
+    const name = relative(SRC, file);
+    if (name.startsWith('pki/')) continue;
+    const hit = readFileSync(file, 'utf8').split('\n').findIndex((line) => handWalking.test(line));
+    t.equal(hit, -1, hit === -1 ? `${name} walks no DER` : `${name}:${hit + 1} walks DER by hand`);
+  }
+  const entry = readFileSync(join(SRC, 'pki', 'index.ts'), 'utf8');
+  t.notMatch(entry, /\b(?:readTlv|childrenOf|expectTlv|expectTag|contentOf|encodingOf|tlv|tlvOfList|Tlv)\b/, 'pki/index.ts does not export the TLV primitives');
+});
+
 t.test('only cli.ts calls process.exit', async (t) => {
   for (const file of files(SRC)) {
     if (file.endsWith('/cli.ts')) continue;
