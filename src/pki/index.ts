@@ -17,7 +17,7 @@ export { escapeRdnValue, formatRfc4514 } from './dn.js';
 export { parseSubjectAltName } from './san.js';
 export { encodeHeaderToken, quoteXfccValue, sfBinary } from './header-encoding.js';
 export { createPkcs12 } from './pkcs12.js';
-export { createCsr, readCertificateRequest, type CertificateRequest, type ReadCertificateRequest } from './csr.js';
+export { createCsr, readCertificateRequest, type CertificateRequest } from './csr.js';
 export { issueCrl, type CrlSpec } from './crl-encode.js';
 export { CA_REVOCATION_REASONS, CRL_REASON_CODES, type CaRevocationReason, type CrlReason } from './reasons.js';
 export {
@@ -29,14 +29,12 @@ export {
   ocspResponderUrls,
   parseCertificate,
   readPathLengthConstraint,
-  type CertExtension,
   type CertFields,
 } from './x509-fields.js';
-export { readAlgorithmIdentifier, readRsaPssParams, type RsaPssParams, type SignatureAlgorithm } from './algorithm-id.js';
-export { collectRevokedSerials, parseCrlHeader, type CollectOptions, type CrlHeader, type CrlScope } from './crl-parse.js';
-export { createSerialSetBuilder, type SerialSet, type SerialSetBuilder } from './serial-set.js';
-// Serials and the few DER encodings the CA's OCSP responder assembles its answers from. The TLV
-// reader itself stays inside pki/ (see asn1/index.ts).
+export { readRsaPssParams, type SignatureAlgorithm } from './algorithm-id.js';
+export { collectRevokedSerials, parseCrlHeader, type CrlScope } from './crl-parse.js';
+export { createSerialSetBuilder, type SerialSet } from './serial-set.js';
+// Serials (asn1/serial.ts states the convention). The TLV reader and writer stay inside pki/.
 export {
   NEGATIVE,
   caSerialHexOf,
@@ -46,9 +44,9 @@ export {
   serialKeyFromHex,
   serialKeyOf,
 } from './asn1/index.js';
+// The CA's OCSP responder: its request reader and the pieces its answers are assembled from.
 export { ecdsaSignatureToDer } from './asn1/index.js';
 export {
-  MAX_OCSP_REQUEST_BYTES,
   OCSP_CERT_ID_HASHES,
   encodeOcspResponse,
   encodeOcspResponseData,
@@ -58,6 +56,5 @@ export {
   encodeSignatureAlgorithmId,
   parseOcspRequest,
   type OcspCertId,
-  type OcspCertStatus,
   type OcspTimes,
 } from './ocsp-codec.js';

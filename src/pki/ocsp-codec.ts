@@ -14,7 +14,7 @@ const { SEQUENCE: SEQ, INTEGER: INT, OCTET_STRING: OCTETS, OID, ENUMERATED } = T
 const ZERO = Buffer.of(0);
 const EMPTY = Buffer.alloc(0);
 /** The largest OCSPRequest read; a request for 10 CertIDs with a nonce is well under 1 KB. */
-export const MAX_OCSP_REQUEST_BYTES = 65_536;
+const MAX_OCSP_REQUEST_BYTES = 65_536;
 const NONCE_OID = encodeOid('1.3.6.1.5.5.7.48.1.2');
 const BASIC_RESPONSE_OID = encodeOid('1.3.6.1.5.5.7.48.1.1');
 /** CertID hash algorithms (node:crypto names), keyed by the hex of the OID's content octets. */
