@@ -10,7 +10,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RevocationOptions } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
-import { formatRfc4514 } from '../pki/index.js';
+import { formatRfc4514, serialHexOfCertificate } from '../pki/index.js';
 import type { Pipeline } from '../proxy/index.js';
 import { computeIssuerKeyHash, createRevocationChecker, type RevocationChecker } from '../revocation/index.js';
 import type { RevocationGate, VerifiedIdentity } from '../verify/index.js';
@@ -125,7 +125,7 @@ export function createRevocationEnforcement(
   const pathHolds = (id: VerifiedIdentity, issuerKeyHash: string, serialHex: string): boolean => {
     const certs = id.path.certificates;
     for (let i = 0; i + 1 < certs.length; i++) {
-      if (certs[i]!.serialNumber.toUpperCase() === serialHex.toUpperCase() && keyHashOf(certs[i + 1]!) === issuerKeyHash) return true;
+      if (serialHexOfCertificate(certs[i]!) === serialHex.toUpperCase() && keyHashOf(certs[i + 1]!) === issuerKeyHash) return true;
     }
     return false;
   };

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { caSerialHexOfCertificate } from '../../pki/index.js';
 import type { EnrollService, EnrollmentResult, PeerCertificate } from '../enroll-service.js';
 import { refusal, type Outcome } from '../refusals.js';
 import type { RequestSchemas } from '../requests.js';
@@ -85,7 +86,7 @@ function peerOf(req: IncomingMessage): PeerCertificate | undefined {
   const cert = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
   if (!cert) return undefined;
   return {
-    serialHex: cert.serialNumber.toLowerCase(),
+    serialHex: caSerialHexOfCertificate(cert),
     fingerprintSha256: createHash('sha256').update(cert.raw).digest('hex'),
     chainVerified: socket.authorized === true,
   };
