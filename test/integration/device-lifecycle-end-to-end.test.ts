@@ -147,6 +147,6 @@ t.test('after revocation the proxy refuses the device, via CRL and via OCSP', as
   t.match(stdout, /: revoked/, 'openssl ocsp: revoked');
   t.match(stdout, /Reason: cessationOfOperation/);
 
-  const renewAfter = await renewDevice({ url: ca.ca.enrollUrl, caCertFile: ca.rootFile, dir: join(ca.dir, 'phone-1') }).catch((e: { reason?: string }) => e);
-  t.equal((renewAfter as { reason?: string }).reason, 'revoked', 'a revoked device cannot renew');
+  const renewAfter = await renewDevice({ url: ca.ca.enrollUrl, caCertFile: ca.rootFile, dir: join(ca.dir, 'phone-1') }).catch((e: { fault?: string }) => e);
+  t.equal((renewAfter as { fault?: string }).fault, 'revoked', 'a revoked device cannot renew');
 });
