@@ -6,7 +6,7 @@
 import { createPublicKey, type X509Certificate } from 'node:crypto';
 import { SidecarError } from '../errors.js';
 import { caSerialHexOfCertificate, parseCertificateBundle, pemBlocks, serialKeyFromHex } from '../pki/index.js';
-import type { EnrollmentResponse } from './enroll-client.js';
+import type { IssuedCertificate } from '../ca-protocol.js';
 
 /** An answer that passed every check, normalised to clean PEM. */
 export interface CheckedIssue {
@@ -30,7 +30,7 @@ const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
  * validity and (if `expectDeviceId` is given) device id agree with it. Sync; throws `ERR_ENROLL`
  * fault `bad_response` naming the first check that failed.
  */
-export function checkIssued(response: EnrollmentResponse, keyPem: string, expectDeviceId?: string): CheckedIssue {
+export function checkIssued(response: IssuedCertificate, keyPem: string, expectDeviceId?: string): CheckedIssue {
   const leafBlocks = pemBlocks(response.certificate, 'CERTIFICATE');
   const chainBlocks = pemBlocks(response.chain, 'CERTIFICATE');
   if (leafBlocks.length !== 1) fail(`"certificate" must hold exactly one PEM certificate, it holds ${leafBlocks.length}`);

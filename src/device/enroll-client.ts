@@ -9,20 +9,8 @@
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { ISSUED_CERTIFICATE_FIELDS, type IssuedCertificate } from '../ca-protocol.js';
 import { SidecarError } from '../errors.js';
-
-/** The CA's answer to a successful enroll or renew (201), shape-checked. */
-export interface EnrollmentResponse {
-  readonly deviceId: string;
-  /** Hex, as the CA wrote it. */
-  readonly serial: string;
-  readonly notBefore: string;
-  readonly notAfter: string;
-  /** PEM of the issued leaf. */
-  readonly certificate: string;
-  /** PEM of the issuing CA, then its parents up to the root. */
-  readonly chain: string;
-}
 
 /** One call to the enrollment API. */
 export interface EnrollmentRequest {
@@ -54,16 +42,16 @@ export const DEFAULT_TIMEOUT_MS = 15_000;
  * client-certificate alert), `aborted` (the signal fired) or `bad_response` (any other status,
  * too large, not JSON, fields missing).
  */
-export function postEnrollment(req: EnrollmentRequest): Promise<EnrollmentResponse> {
+export function postEnrollment(req: EnrollmentRequest): Promise<IssuedCertificate> {
   const target = new URL(`${req.url.pathname.replace(/\/+$/, '')}${req.route}`, req.url);
   const where = req.url.origin;
   const payload = Buffer.from(JSON.stringify(req.body), 'utf8');
-  return new Promise<EnrollmentResponse>((resolve, reject) => {
+  return new Promise<IssuedCertificate>((resolve, reject) => {
     if (req.signal?.aborted) return reject(enrollError('aborted', `the call to ${where} was aborted before it started`));
     let phase: 'connect' | 'handshake' | 'exchange' = 'connect';
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
-    const finish = (err: SidecarError | undefined, value?: EnrollmentResponse): void => {
+    const finish = (err: SidecarError | undefined, value?: IssuedCertificate): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -144,7 +132,7 @@ function readLimited(res: IncomingMessage, max: number): Promise<string> {
 
 const ERROR_CODE = /^[a-z][a-z0-9_]{0,63}$/;
 
-function interpret(res: IncomingMessage, text: string, where: string): EnrollmentResponse {
+function interpret(res: IncomingMessage, text: string, where: string): IssuedCertificate {
   const status = res.statusCode ?? 0;
   let json: unknown;
   try {
@@ -162,10 +150,10 @@ function interpret(res: IncomingMessage, text: string, where: string): Enrollmen
     throw enrollError('bad_response', `the CA at ${where} answered HTTP ${status} without a JSON error`);
   }
   if (!isObject(json)) throw enrollError('bad_response', `the CA at ${where} answered 201 with a body that is not a JSON object`);
-  const fields = ['deviceId', 'serial', 'notBefore', 'notAfter', 'certificate', 'chain'] as const;
+  const fields = ISSUED_CERTIFICATE_FIELDS;
   const missing = fields.filter((f) => typeof json[f] !== 'string' || json[f] === '');
   if (missing.length) throw enrollError('bad_response', `the CA at ${where} answered 201 without ${missing.join(', ')}`);
-  return Object.fromEntries(fields.map((f) => [f, json[f] as string])) as unknown as EnrollmentResponse;
+  return Object.fromEntries(fields.map((f) => [f, json[f] as string])) as unknown as IssuedCertificate;
 }
 
 /**

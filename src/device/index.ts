@@ -13,4 +13,4 @@ export {
   type RenewDeviceOptions,
 } from './simulator.js';
 export { deviceFilesIn, readDeviceFiles, type CurrentDevice, type DeviceFiles } from './device-files.js';
-export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS, type EnrollmentResponse } from './enroll-client.js';
+export { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT_MS } from './enroll-client.js';

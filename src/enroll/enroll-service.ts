@@ -9,19 +9,11 @@ import type { CaConfig } from '../config/index.js';
 import { codeMatches, generateCode, hashCode } from './codes.js';
 import { checkCsr } from './csr-check.js';
 import { issueDeviceCertificate, type DeviceIssuer } from './device-certificate.js';
+import type { IssuedCertificate } from '../ca-protocol.js';
 import { refusal, type Outcome } from './refusals.js';
 import type { CreateCodeRequest, EnrollRequest, RenewRequest, RevokeRequest } from './requests.js';
 import type { CaStore, CertificateRecord, DeviceRecord, NewCertificate, RevocationReason } from './store/index.js';
 
-/** What a device receives. */
-export interface EnrollmentResult {
-  readonly deviceId: string;
-  readonly serial: string;
-  readonly notBefore: string;
-  readonly notAfter: string;
-  readonly certificate: string;
-  readonly chain: string;
-}
 
 /** The OCSP answer for one serial. */
 export type CertStatus = { status: 'good' } | { status: 'revoked'; revokedAt: Date; reason: RevocationReason } | { status: 'unknown' };
@@ -53,9 +45,9 @@ export interface EnrollServiceOptions {
 
 export interface EnrollService {
   createCode(input: CreateCodeRequest): Promise<Outcome<{ deviceId: string; code: string; expiresAt: Date }>>;
-  enroll(input: EnrollRequest): Promise<Outcome<{ result: EnrollmentResult }>>;
+  enroll(input: EnrollRequest): Promise<Outcome<{ result: IssuedCertificate }>>;
   /** `peer` is the TLS client certificate (and whether its chain verified against this CA), or undefined. */
-  renew(peer: PeerCertificate | undefined, input: RenewRequest): Promise<Outcome<{ result: EnrollmentResult }>>;
+  renew(peer: PeerCertificate | undefined, input: RenewRequest): Promise<Outcome<{ result: IssuedCertificate }>>;
   revoke(input: RevokeRequest): Promise<Outcome<{ revoked: string[] }>>;
   status(serialHex: string): Promise<CertStatus>;
   getDevice(deviceId: string): Promise<DeviceRecord | undefined>;
@@ -67,7 +59,7 @@ export function createEnrollService(o: EnrollServiceOptions): EnrollService {
   const now = o.now ?? (() => new Date());
   const policy = { keyTypes: o.issuer.issuance.keyTypes, rsaMinBits: o.issuer.issuance.rsaMinBits };
 
-  function toResult(record: CertificateRecord | { serialHex: string; deviceId: string; notBefore: Date; notAfter: Date }, pem: string): EnrollmentResult {
+  function toResult(record: CertificateRecord | { serialHex: string; deviceId: string; notBefore: Date; notAfter: Date }, pem: string): IssuedCertificate {
     return {
       deviceId: record.deviceId,
       serial: record.serialHex,

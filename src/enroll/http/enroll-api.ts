@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { caSerialHexOfCertificate } from '../../pki/index.js';
-import type { EnrollService, EnrollmentResult, PeerCertificate } from '../enroll-service.js';
+import type { IssuedCertificate } from '../../ca-protocol.js';
+import type { EnrollService, PeerCertificate } from '../enroll-service.js';
 import { refusal, type Outcome } from '../refusals.js';
 import type { RequestSchemas } from '../requests.js';
 import { contentType, parseJsonBody, readBody, sendJson, sendRefusal } from './http-io.js';
@@ -28,7 +29,7 @@ export interface EnrollApiOptions {
 
 /** Builds the request handler. Never throws; an unexpected failure is a 500 with nothing issued. */
 export function createEnrollApi(o: EnrollApiOptions): RequestListener {
-  const issuing = (handle: (req: IncomingMessage, body: Buffer) => Promise<Outcome<{ result: EnrollmentResult }>>) =>
+  const issuing = (handle: (req: IncomingMessage, body: Buffer) => Promise<Outcome<{ result: IssuedCertificate }>>) =>
     (req: IncomingMessage, res: ServerResponse, { observed }: RouteContext) => {
       readBody(req, o.maxBodyBytes)
         .then((body) => (body.ok ? handle(req, body.body) : body))
