@@ -67,7 +67,8 @@ export function parseCrlHeader(der: Buffer): CrlHeader {
   const tbs = expectTlv(der, outer.contentStart, outer.end, TAG.SEQUENCE, 'TBSCertList');
   const sigAlg = expectTlv(der, tbs.end, outer.end, TAG.SEQUENCE, 'signatureAlgorithm');
   const sigValue = expectTlv(der, sigAlg.end, outer.end, TAG.BIT_STRING, 'signatureValue');
-  const f = childrenOf(der, tbs);
+  // version, signature, issuer, thisUpdate, nextUpdate, revokedCertificates, crlExtensions.
+  const f = childrenOf(der, tbs, 7);
   let i = 0;
   if (f[i]?.tag === TAG.INTEGER) i++; // version v2
   const innerAlg = f[i++];

@@ -6,6 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import t from 'tap';
 import {
+  MAX_CHILDREN,
   MAX_LENGTH_OCTETS,
   caSerialHexOf,
   childrenOf,
@@ -20,7 +21,7 @@ import {
   tlv,
   tlvOfList,
 } from '../../src/pki/asn1/index.js';
-import { parseCertificate, parseOcspRequest } from '../../src/pki/index.js';
+import { parseCertificate, parseCrlHeader, parseOcspRequest } from '../../src/pki/index.js';
 import { generateKey, issueCertificate } from '../../src/pki/index.js';
 
 const DER = { code: 'ERR_PKI', fault: 'der' };
@@ -43,9 +44,21 @@ t.test('readTlv refuses truncated, indefinite, over-long and overrunning headers
 
 t.test('childrenOf bounds the number of elements', async (t) => {
   const list = tlvOfList(0x30, Array.from({ length: 100 }, () => Buffer.of(0x05, 0x00)));
-  t.equal(childrenOf(list, readTlv(list, 0)).length, 100, 'unbounded by default');
   t.equal(childrenOf(list, readTlv(list, 0), 100).length, 100, 'exactly the maximum');
   t.throws(() => childrenOf(list, readTlv(list, 0), 99), DER, 'one more than the maximum');
+  const long = tlvOfList(0x30, Array.from({ length: MAX_CHILDREN + 1 }, () => Buffer.of(0x05, 0x00)));
+  t.equal(childrenOf(long, readTlv(long, 0), Infinity).length, MAX_CHILDREN + 1, 'unbounded only when asked');
+  t.throws(() => childrenOf(long, readTlv(long, 0)), { ...DER, message: new RegExp(`more than ${MAX_CHILDREN} elements`) }, `bounded by default (${MAX_CHILDREN})`);
+});
+
+// An attacker who serves the CRL (it is fetched over plain HTTP, and parsed before its signature
+// is checked) once sent a TBSCertList of 25 million NULLs: every one became an object, 2 GB of heap.
+t.test('a CRL whose TBSCertList has more fields than RFC 5280 allows is refused before they are listed', async (t) => {
+  const alg = tlvOfList(0x30, [Buffer.of(0x06, 0x03, 0x2b, 0x65, 0x70)]);
+  const crl = (fields: number) =>
+    tlvOfList(0x30, [tlvOfList(0x30, Array.from({ length: fields }, () => Buffer.of(0x05, 0x00))), alg, Buffer.of(0x03, 0x01, 0x00)]);
+  t.throws(() => parseCrlHeader(crl(8)), { ...DER, message: /more than 7 elements/ }, 'eight fields');
+  t.throws(() => parseCrlHeader(crl(200_000)), { ...DER, message: /more than 7 elements/ }, '200,000 fields');
 });
 
 t.test('deep nesting costs nothing: nothing recurses, the schema decides how deep a reader goes', async (t) => {

@@ -4,6 +4,7 @@
  * the TLV primitives: DER is walked only inside pki/ (test/architecture.test.ts checks it).
  */
 export {
+  MAX_CHILDREN,
   MAX_LENGTH_OCTETS,
   TAG,
   childrenOf,

@@ -102,10 +102,17 @@ export function expectTag(tlv: Tlv | undefined, tag: number, what: string): Tlv 
 }
 
 /**
+ * How many children {@link childrenOf} lists unless told otherwise: more than any certificate,
+ * CRL or OCSP structure walked this way has (a CRL's revoked list is read by its own fast path),
+ * few enough that 64 MiB of hostile two-byte elements cannot become millions of objects.
+ */
+export const MAX_CHILDREN = 256;
+
+/**
  * The direct children of a constructed TLV. Sync; throws {@link derError} on malformed content or
  * more than `max` children (which bounds the work an anonymous input can cause).
  */
-export function childrenOf(buf: Uint8Array, parent: Tlv, max: number = Infinity): Tlv[] {
+export function childrenOf(buf: Uint8Array, parent: Tlv, max: number = MAX_CHILDREN): Tlv[] {
   const out: Tlv[] = [];
   for (let pos = parent.contentStart; pos < parent.end; ) {
     if (out.length === max) throw derError(`more than ${max} elements at ${parent.start}`);
