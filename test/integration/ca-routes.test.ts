@@ -80,7 +80,8 @@ t.test('no answer carries an x-error-code header; refusals are still counted by 
     deviceId: await result('enroll', 'enroll', 'invalid_device_id'),
     notFound: await result('publish', 'other', 'not_found'),
     methodNotAllowed: await result('admin', 'other', 'method_not_allowed'),
-    unauthorized: await result('admin', 'list-devices', 'unauthorized'),
+    unauthorized: await result('admin', 'other', 'unauthorized'),
+    unauthorizedNamed: await result('admin', 'list-devices', 'unauthorized'),
     mediaType: await result('admin', 'create-code', 'unsupported_media_type'),
   };
   const answers: Array<Reply | CallResult> = [
@@ -96,7 +97,9 @@ t.test('no answer carries an x-error-code header; refusals are still counted by 
   t.equal(await result('enroll', 'enroll', 'invalid_device_id'), before.deviceId + 1, 'enroll/enroll/invalid_device_id');
   t.equal(await result('publish', 'other', 'not_found'), before.notFound + 1, 'publish/other/not_found');
   t.equal(await result('admin', 'other', 'method_not_allowed'), before.methodNotAllowed + 1, 'admin/other/method_not_allowed');
-  t.equal(await result('admin', 'list-devices', 'unauthorized'), before.unauthorized + 1, 'admin/list-devices/unauthorized');
+  // Counted, but not under the route's name: /metrics needs no credential, and would map the admin routes.
+  t.equal(await result('admin', 'other', 'unauthorized'), before.unauthorized + 1, 'admin/other/unauthorized');
+  t.equal(await result('admin', 'list-devices', 'unauthorized'), before.unauthorizedNamed, 'no admin/list-devices/unauthorized');
   t.equal(await result('admin', 'create-code', 'unsupported_media_type'), before.mediaType + 1, 'admin/create-code/unsupported_media_type');
 });
 
@@ -143,6 +146,14 @@ t.test('GET /v1/admin/devices/{id} decodes the id; OCSP GET answers like POST', 
     t.equal(got.body[0], 0x30, 'a DER OCSPResponse');
     t.equal(responseStatus(got.body), 0, 'responseStatus successful, like the POST answer');
   }
+  // Not even percent-encoding: still an OCSP request, a malformed one (RFC 6960 §2.3), not a 404.
+  for (const path of ['/ocsp/%', '/ocsp/%E0%A4%A']) {
+    const got = await ca.publish('GET', path);
+    t.equal(got.status, 200, `GET ${path}`);
+    t.equal(got.headers['content-type'], 'application/ocsp-response');
+    t.equal(responseStatus(got.body), 1, 'responseStatus malformedRequest');
+  }
+  t.equal((await ca.publish('GET', '/crl%')).status, 400, 'any other undecodable URL is a 400');
 });
 
 t.test('GET /v1/pins on the enrollment and publish listeners: a pin set an app accepts', async (t) => {

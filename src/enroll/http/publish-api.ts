@@ -68,7 +68,14 @@ export function createPublishApi(o: PublishApiOptions): RequestListener {
       handle: (req, res) => void o.crl().then((crl) => feed.subscribe(req, res, crl), () => feed.subscribe(req, res, undefined)),
     });
   }
-  return createRouteTable(routes, { observe: o.observe });
+  return createRouteTable(routes, { observe: o.observe, badUrl: answerBadUrl });
+
+  /** An OCSP GET whose base64 is not even valid percent-encoding is a malformed OCSP request (RFC 6960 §2.3). */
+  function answerBadUrl(req: IncomingMessage, res: ServerResponse, observed: ObservedRoute): void {
+    if (req.method !== 'GET' || !(req.url ?? '').startsWith('/ocsp/')) return sendRefusal(res, refusal('bad_request', 'the URL is not valid percent-encoding'));
+    observed.named('ocsp');
+    answerOcsp(res, Buffer.alloc(0), observed);
+  }
 
   function answerCrl(req: IncomingMessage, res: ServerResponse, { observed }: RouteContext): void {
     o.crl().then(

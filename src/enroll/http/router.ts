@@ -6,7 +6,11 @@
  * and answer with the JSON error body every refusal has.
  *
  * A listener's `guard` (rate limit, authentication) runs before every route not marked `open`,
- * and before a 404 or 405: a client without the credential learns nothing about which paths exist.
+ * and before a 404 or 405, and what it refuses is counted under `other`: a client without the
+ * credential learns nothing about which paths exist, from the answer or from `/metrics`.
+ *
+ * A URL that cannot be percent-decoded matches no route; it is a 400, or the listener's
+ * `badUrl` answer (the OCSP responder answers such a GET as a malformed OCSP request).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import Router, { type HTTPMethod } from 'find-my-way';
@@ -38,10 +42,14 @@ export interface Route {
 /** Answers (a refusal) and returns false when a request may go no further. Never throws. */
 export type RouteGuard = (req: IncomingMessage, res: ServerResponse) => boolean;
 
+/** Answers a request whose URL cannot be percent-decoded; must not throw. */
+export type BadUrlAnswer = (req: IncomingMessage, res: ServerResponse, observed: ObservedRoute) => void;
+
 /** Builds a listener's request handler from its routes. Sync; throws if two routes collide. */
-export function createRouteTable(routes: readonly Route[], o: { observe: RouteObserver; guard?: RouteGuard }): RequestListener {
-  // Device ids may be 256 characters, percent-encoded up to 3 bytes each.
-  const router = Router({ maxParamLength: 1024 });
+export function createRouteTable(routes: readonly Route[], o: { observe: RouteObserver; guard?: RouteGuard; badUrl?: BadUrlAnswer }): RequestListener {
+  // Device ids may be 256 characters, percent-encoded up to 3 bytes each. With onBadUrl set,
+  // find() returns a match without a store for an undecodable URL instead of null (a 404).
+  const router = Router({ maxParamLength: 1024, onBadUrl: () => undefined });
   const methods = new Set<HTTPMethod>();
   for (const route of routes) {
     route.methods.forEach((m) => methods.add(m));
@@ -51,10 +59,12 @@ export function createRouteTable(routes: readonly Route[], o: { observe: RouteOb
   return (req, res) => {
     const url = req.url ?? '/';
     const found = router.find(req.method as HTTPMethod, url);
-    const route = found?.store as Route | undefined;
-    const observed = o.observe(route?.name ?? 'other', res);
+    const route = (found?.store ?? undefined) as Route | undefined;
+    const observed = o.observe(res);
     if (!route?.open && o.guard && !o.guard(req, res)) return;
+    if (found && !route) return o.badUrl ? o.badUrl(req, res, observed) : sendRefusal(res, refusal('bad_request', 'the URL is not valid percent-encoding'));
     if (!found || !route) return void answerNoRoute(req.method, url, res);
+    observed.named(route.name);
     route.handle(req, res, { params: found.params, query: found.searchParams, observed });
   };
 
