@@ -14,7 +14,7 @@ export {
   type KeyAlgorithm,
 } from './issue.js';
 export { escapeRdnValue, formatRfc4514 } from './dn.js';
-export { parseSubjectAltName } from './san.js';
+export { formatIpv6, parseSubjectAltName } from './san.js';
 export { encodeHeaderToken, quoteXfccValue, sfBinary } from './header-encoding.js';
 export { createPkcs12 } from './pkcs12.js';
 export { createCsr, readCertificateRequest, type CertificateRequest } from './csr.js';

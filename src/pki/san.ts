@@ -120,9 +120,12 @@ function formatIp(value: string): string {
   return formatIpv6(value.split(':').map((group) => Number.parseInt(group, 16)));
 }
 
-// RFC 5952: lower case, no leading zeros, the first longest run of two or more zero groups as
-// "::", and an IPv4-mapped address with its IPv4 part dotted. Node prints `FE80:0:0:0:0:0:0:1`.
-function formatIpv6(groups: number[]): string {
+/**
+ * Eight 16-bit groups as RFC 5952 text: lower case, no leading zeros, the first longest run of two
+ * or more zero groups as "::", and an IPv4-mapped address with its IPv4 part dotted (the form Node
+ * reports for a socket; Node prints a SAN as `FE80:0:0:0:0:0:0:1`). Sync, never throws.
+ */
+export function formatIpv6(groups: readonly number[]): string {
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     const [hi = 0, lo = 0] = groups.slice(6);
     return `::ffff:${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
