@@ -41,6 +41,8 @@ export interface Metrics {
   readonly reloads: Counter<'result'>;
   readonly reloadLastSuccess: Gauge;
   readonly logsSuppressed: Counter<'event'>;
+  readonly proxyProtocolAccepted: Counter<'version' | 'source'>;
+  readonly proxyProtocolRefused: Counter<'reason'>;
   readonly buildInfo: Gauge<'version' | 'node' | 'openssl'>;
 }
 
@@ -114,6 +116,18 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     reloads: new Counter({ name: 'mtls_reloads_total', help: 'Certificate/config reloads by result (success/failure).', labelNames: ['result'], registers: r }),
     reloadLastSuccess: new Gauge({ name: 'mtls_reload_last_success_timestamp_seconds', help: 'Unix time of the last successful reload (or of start-up; the oldest over workers).', aggregator: 'min', registers: r }),
     logsSuppressed: new Counter({ name: 'mtls_logs_suppressed_total', help: 'Log lines dropped by the rate limiter, by event.', labelNames: ['event'], registers: r }),
+    proxyProtocolAccepted: new Counter({
+      name: 'mtls_proxy_protocol_accepted_total',
+      help: "PROXY protocol headers believed (listen.proxyProtocol), by version (1, 2) and whose address stands: client (the header's) or socket (LOCAL health checks, UNKNOWN, AF_UNIX).",
+      labelNames: ['version', 'source'],
+      registers: r,
+    }),
+    proxyProtocolRefused: new Counter({
+      name: 'mtls_proxy_protocol_refused_total',
+      help: 'Connections closed before TLS by the PROXY protocol listener, by reason: untrusted_source (a header from outside trustedSources), missing_header (a trusted source sent none), invalid_header, timeout, truncated (a trusted peer left mid-header).',
+      labelNames: ['reason'],
+      registers: r,
+    }),
     buildInfo: buildInfoGauge(r),
   };
 }

@@ -5,6 +5,7 @@
  * Every object is strict: an unknown key is an error, because a typo in a security setting
  * (`requireClientAuthEKU`) must not silently fall back to a default.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { bool, int } from './fields.js';
 import { revocationSchema } from './revocation-schema.js';
@@ -37,9 +38,33 @@ export const DEFAULT_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
+/** An IPv4 or IPv6 network in CIDR form, or a single address. */
+const cidr = () =>
+  z.string().refine((s) => {
+    const [address = '', prefix, extra] = s.split('/');
+    const version = isIP(address);
+    if (version === 0 || extra !== undefined) return false;
+    return prefix === undefined || (/^(0|[1-9][0-9]{0,2})$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128));
+  }, 'must be an IP address or CIDR (10.0.0.0/8, 2001:db8::/32)');
+
+const proxyProtocolSchema = z
+  .strictObject({
+    enabled: bool().default(false).describe('read a PROXY protocol v1/v2 header (AWS NLB, HAProxy send-proxy) before TLS'),
+    trustedSources: z
+      .array(cidr())
+      .default([])
+      .describe('load balancer addresses (CIDRs): connections from them must send a header; from anywhere else a header is refused'),
+    headerTimeoutMs: int(100, 60_000).default(5_000).describe('the header (or, from other sources, the first bytes) must arrive within this long'),
+  })
+  .refine((p) => !p.enabled || p.trustedSources.length > 0, {
+    message: 'enabled needs trustedSources: the load balancers whose headers are believed',
+    path: ['trustedSources'],
+  });
+
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0').describe('address to bind; "::" for dual stack'),
   port: int(0, 65535).default(8443).describe('TCP port clients connect to'),
+  proxyProtocol: proxyProtocolSchema.prefault({}).describe('client addresses from a load balancer in front (off by default)'),
 });
 
 const tlsSchema = z.strictObject({
@@ -190,6 +215,7 @@ export const configSchema = z.strictObject({
 
 export type SidecarConfig = z.infer<typeof configSchema>;
 export type ListenOptions = SidecarConfig['listen'];
+export type ProxyProtocolConfig = ListenOptions['proxyProtocol'];
 export type TlsOptions = SidecarConfig['tls'];
 export type ClientAuthOptions = SidecarConfig['clientAuth'];
 export type IdentityOptions = SidecarConfig['identity'];

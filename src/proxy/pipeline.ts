@@ -18,6 +18,7 @@ import { pathOf, reportRawAnswer, startFlight, type RequestInFlight, type Upstre
 import { isForwardableTarget } from './request-target.js';
 import { writeRawJsonError } from './responses.js';
 import type { PipelineObserver } from './telemetry.js';
+import type { ClientAddressOf } from './client-address.js';
 
 export interface PipelineOptions {
   readonly verifier: PeerVerifier;
@@ -31,6 +32,8 @@ export interface PipelineOptions {
   /** For internal faults only; client-caused lines go through the observer (rate-limited). */
   readonly logger: Logger;
   readonly observer: PipelineObserver;
+  /** The client's address for X-Forwarded-For (default: the TCP peer; the PROXY protocol front's otherwise). */
+  readonly clientAddressOf?: ClientAddressOf | undefined;
 }
 
 /** Handles for the composition root. */
@@ -61,6 +64,7 @@ export function statusForReason(reason: FailureReason): number {
 }
 
 const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;
+// The TCP peer, never a PROXY header's client: it pairs the raw and the TLS socket of one connection.
 const connKey = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) => `${s.remoteAddress}|${s.remotePort}`;
 
 /** Wires the pipeline onto the data server. Never throws from a handler. */
@@ -73,6 +77,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     strip: plan.strip,
     forwarded: options.forwardedHeaders,
     rewriteHostTo: options.preserveHost ? undefined : forwarder.upstreamHost,
+    clientAddressOf: options.clientAddressOf,
   });
 
   // Runs before the TLS layer wraps the socket, to time the handshake from TCP accept.

@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { methodLabel, statusClass, type Metrics } from '../metrics.js';
 import type { FailureReason, Verdict, VerifiedIdentity } from '../verify/index.js';
+import { peerAddressOf, type ClientAddressOf } from './client-address.js';
 import type { UpstreamErrorKind } from './forwarder.js';
 import { traceIdOf } from './request-ids.js';
 import type { ResponseFlag } from './response-flags.js';
@@ -66,6 +67,8 @@ export interface TelemetryOptions {
   readonly limiter: LineLimiter;
   readonly accessLog: boolean;
   readonly now?: () => number;
+  /** The client's address for log lines (default: the TCP peer; the PROXY protocol front's otherwise). */
+  readonly clientAddressOf?: ClientAddressOf | undefined;
 }
 
 /**
@@ -99,6 +102,7 @@ function guardHooks(observer: Required<PipelineObserver>, logger: Logger, limite
 function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
   const { metrics: m, logger, limiter } = options;
   const now = options.now ?? Date.now;
+  const clientAddressOf = options.clientAddressOf ?? peerAddressOf;
   return {
     connectionOpened: () => m.activeConnections.inc(),
     connectionClosed: () => m.activeConnections.dec(),
@@ -117,7 +121,7 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
       m.handshakeDuration.observe({ result: 'rejected' }, seconds);
       if (limiter.allow('handshake_rejected', verdict.reason)) {
         logger.warn(
-          { event: 'handshake_rejected', reason: verdict.reason, detail: verdict.detail, remote: socket.remoteAddress, peer: verdict.peer, tls },
+          { event: 'handshake_rejected', reason: verdict.reason, detail: verdict.detail, remote: clientAddressOf(socket), peer: verdict.peer, tls },
           'client certificate rejected',
         );
       }
@@ -125,7 +129,7 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
     handshakeFailed(reason, socket, detail) {
       m.handshakes.inc({ result: 'rejected', reason, tls_version: 'none' });
       if (limiter.allow('handshake_failed', reason)) {
-        logger.warn({ event: 'handshake_failed', reason, detail, remote: socket.remoteAddress }, 'TLS handshake failed');
+        logger.warn({ event: 'handshake_failed', reason, detail, remote: clientAddressOf(socket) }, 'TLS handshake failed');
       }
     },
     connectionExpired(identity, socket, deadlineMs) {
@@ -139,7 +143,7 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
             deviceId: identity.deviceId,
             fingerprint: identity.fingerprintSha256,
             validUntil: new Date(deadlineMs).toISOString(),
-            remote: socket.remoteAddress,
+            remote: clientAddressOf(socket),
             tls: socket.getProtocol() ?? 'unknown',
           },
           'client certificate expired on an open connection; refused and closed',
@@ -173,7 +177,7 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
           upstream: r.upstream,
           flags: r.flags,
           tls: r.socket.getProtocol(),
-          remote: r.socket.remoteAddress,
+          remote: clientAddressOf(r.socket),
           ...(r.completed ? {} : { aborted: true }),
         },
         'request',

@@ -18,6 +18,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { normalizeHeaderName, type RenderedHeaders } from '../identity/index.js';
+import { peerAddressOf, type ClientAddressOf } from './client-address.js';
 import { createIdSource, forwardableTraceparent, isWellFormedRequestId, type IdSource } from './request-ids.js';
 
 /** `replace` (default): client-sent X-Forwarded-* are spoofable, ours win. `append`: keep a trusted L7 hop's. */
@@ -31,6 +32,8 @@ export interface UpstreamHeaderOptions {
   readonly rewriteHostTo?: string | undefined;
   /** Where new request ids and traces come from (default: random). */
   readonly ids?: IdSource | undefined;
+  /** The client's address for `X-Forwarded-For` (default: the TCP peer). */
+  readonly clientAddressOf?: ClientAddressOf | undefined;
 }
 
 /** What goes upstream of one request's head, and what the access line says of it. */
@@ -90,6 +93,7 @@ const NAME_CACHE_LIMIT = 512;
 export function compileUpstreamHeaders(options: UpstreamHeaderOptions): UpstreamHeaderBuilder {
   const { strip, forwarded: mode, rewriteHostTo } = options;
   const ids = options.ids ?? createIdSource();
+  const clientAddressOf = options.clientAddressOf ?? peerAddressOf;
   const kinds = new Map<string, Kind>();
 
   function kindOfNormalised(n: string): Kind {
@@ -221,7 +225,7 @@ export function compileUpstreamHeaders(options: UpstreamHeaderOptions): Upstream
 
     if (upgrade) out.push('connection', 'upgrade');
     if (rewriteHostTo !== undefined) out.push('host', rewriteHostTo);
-    const remote = socket.remoteAddress ?? '';
+    const remote = clientAddressOf(socket) ?? '';
     out.push('x-forwarded-for', priorFor === undefined ? remote : `${priorFor}, ${remote}`);
     if (!hasProto) out.push('x-forwarded-proto', 'https');
     if (!hasHost && host !== undefined) out.push('x-forwarded-host', host);

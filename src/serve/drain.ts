@@ -3,7 +3,7 @@
  * connections as they become idle, and cut whatever is left at the deadline, upgraded (WebSocket)
  * sockets included.
  */
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Server } from 'node:https';
 import type { Logger } from '../logging.js';
 
@@ -24,12 +24,19 @@ export interface DrainHooks {
   stopped(): Promise<void>;
 }
 
+/** The PROXY protocol front, when it accepts the data server's connections (`listen.proxyProtocol`). */
+export interface DrainedFront {
+  readonly server: NetServer;
+  /** Closes the connections still waiting for their header: they carry no request. */
+  closePending(): void;
+}
+
 /**
  * Tracks `server`'s connections from now on (call before it listens) and returns its drain.
  * Every raw connection is tracked because the HTTP server forgets upgraded sockets, which the
- * deadline must cut too.
+ * deadline must cut too. With a `front`, the front is what listens and owns the TCP sockets.
  */
-export function createDrain(server: Server, logger: Logger, hooks: DrainHooks): Drain {
+export function createDrain(server: Server, front: DrainedFront | undefined, logger: Logger, hooks: DrainHooks): Drain {
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -53,7 +60,13 @@ export function createDrain(server: Server, logger: Logger, hooks: DrainHooks): 
           for (const socket of sockets) socket.destroy();
         }, graceMs);
         deadline.unref();
-        server.close(() => {
+        if (front) {
+          // The data server never listened: closing it only closes its idle keep-alive connections
+          // (the sweep takes the rest). The front calls back once its last TCP socket closed.
+          server.close();
+          front.closePending();
+        }
+        (front?.server ?? server).close(() => {
           clearInterval(sweep);
           clearTimeout(deadline);
           hooks.stopped().then(resolve, resolve);

@@ -2,8 +2,7 @@
  * Binding the sidecar's listeners. A port that cannot be bound becomes a `SidecarError`
  * ERR_LISTEN naming the config section (`listen`, `admin`) and why, instead of a bare errno.
  */
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:https';
+import type { AddressInfo, Server } from 'node:net';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from '../admin/index.js';
 import { SidecarError } from '../errors.js';
 

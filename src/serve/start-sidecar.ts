@@ -5,19 +5,20 @@
  * (trust-owner.ts) and revocation (enforce-revocation.ts) are each in their own file.
  */
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { AdminServer, ReadinessCheck } from '../admin/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { compileHeaderPlan } from '../identity/index.js';
 import { createLogger, createLogLimiter } from '../logging.js';
 import { createMetrics } from '../metrics.js';
-import { attachPipeline, createForwarder, createTelemetry, type Pipeline } from '../proxy/index.js';
+import { attachPipeline, createForwarder, createTelemetry, peerAddressOf, type Pipeline } from '../proxy/index.js';
 import { createDataServer, loadTlsMaterial } from '../tls/index.js';
 import { createPeerVerifier } from '../verify/index.js';
 import { createDrain } from './drain.js';
 import { createRevocationEnforcement } from './enforce-revocation.js';
 import { dataListenerUrl, listen, listenAdmin } from './listen.js';
 import { createPathHintStore } from './path-hints.js';
+import { createProxyProtocolFront } from './proxy-protocol-front.js';
 import { createServingMaterial } from './serving-material.js';
 import type { RunningSidecar, StartOptions } from './running-sidecar.js';
 import { closeConnectionsOfRemovedCas, createTrustOwner } from './trust-owner.js';
@@ -55,6 +56,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   // certificate rotation; the verifier re-anchors resumed sessions against the current CA bundle.
   const listenerOptions = { ...config.tls, ...config.limits, ticketKeys: options.ticketKeys ?? randomBytes(48) };
   const server = createDataServer(material, listenerOptions);
+  const front = config.listen.proxyProtocol.enabled ? createProxyProtocolFront(server, config.listen.proxyProtocol, { logger, metrics, limiter }) : undefined;
+  // What accepts TCP connections: the PROXY protocol front when enabled, else the data server itself.
+  const acceptor: NetServer = front?.server ?? server;
+  const clientAddressOf = front?.clientAddressOf ?? peerAddressOf;
   const serving = createServingMaterial({ initial: material, paths, pollIntervalMs: config.reload.intervalSeconds * 1000, server, listenerOptions, trust, metrics, logger });
   pipeline = attachPipeline(server, {
     verifier,
@@ -64,11 +69,12 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     forwardedHeaders: config.upstream.forwardedHeaders,
     preserveHost: config.upstream.preserveHost,
     logger,
-    observer: createTelemetry({ metrics, logger, limiter, accessLog: config.log.accessLog }),
+    observer: createTelemetry({ metrics, logger, limiter, accessLog: config.log.accessLog, clientAddressOf }),
+    clientAddressOf,
   });
   revocation?.enforceOn(pipeline);
   let admin: AdminServer | undefined;
-  const drain = createDrain(server, logger, {
+  const drain = createDrain(server, front, logger, {
     stopping: () => serving.stop(),
     async stopped() {
       forwarder.close();
@@ -81,10 +87,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   // Configured CRLs are loaded (or have failed, bounded by fetchTimeoutMs) before the first
   // client is accepted, so a restart does not answer a burst of revocation_unknown.
   await revocation?.whenReady();
-  await listen(server, config.listen.port, config.listen.host, 'listen');
+  await listen(acceptor, config.listen.port, config.listen.host, 'listen');
   const readiness: Readonly<Record<string, ReadinessCheck>> = {
     certificatesLoaded: () => serving.canServe(),
-    listening: () => server.listening,
+    listening: () => acceptor.listening,
     notDraining: () => !drain.draining,
     ...(revocation ? { revocationSourcesLoaded: () => revocation.ready() } : {}),
   };
@@ -95,17 +101,17 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   if (config.admin.enabled && options.admin !== false) {
     const metricsSource = { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() };
     admin = await listenAdmin({ host: config.admin.host, port: config.admin.port, metrics: metricsSource, readiness, degraded }).catch((err: unknown) => {
-      server.close();
+      acceptor.close();
       throw err;
     });
   }
   metrics.reloadLastSuccess.setToCurrentTime();
-  const url = dataListenerUrl(server, config.listen.host);
-  logger.info({ event: 'listening', url, admin: admin?.url, upstream: config.upstream.url, failureMode: config.clientAuth.failureMode }, 'mtls-sidecar listening');
+  const url = dataListenerUrl(acceptor, config.listen.host);
+  logger.info({ event: 'listening', url, admin: admin?.url, upstream: config.upstream.url, failureMode: config.clientAuth.failureMode, proxyProtocol: front !== undefined }, 'mtls-sidecar listening');
 
   return {
     url,
-    port: (server.address() as AddressInfo).port,
+    port: (acceptor.address() as AddressInfo).port,
     adminUrl: admin?.url,
     server,
     logger,
