@@ -131,6 +131,16 @@ t.test('append mode keeps a trusted hop’s X-Forwarded-For unless Connection li
   t.equal(listed[listed.indexOf('x-forwarded-for') + 1], '10.0.0.9');
 });
 
+t.test('X-Forwarded-For carries the address clientAddressOf gives (a PROXY protocol client), in both modes', async (t) => {
+  const asked: unknown[] = [];
+  const clientAddressOf = (socket: unknown) => (asked.push(socket), '203.0.113.5');
+  for (const forwarded of ['replace', 'append'] as const) {
+    const out = compileUpstreamHeaders({ strip: plan.strip, forwarded, ids, clientAddressOf })(['Host', 'h.example', 'X-Forwarded-For', '1.2.3.4'], SOCKET, IDENTITY, false).headers;
+    t.same(valuesOf(out, 'x-forwarded-for'), [forwarded === 'append' ? '1.2.3.4, 203.0.113.5' : '203.0.113.5'], forwarded);
+  }
+  t.same(asked, [SOCKET, SOCKET], 'asked about the request’s socket');
+});
+
 /** The values of one header name (any case) in a built list. */
 const valuesOf = (out: string[], name: string) => out.filter((_v, i) => i % 2 === 1 && out[i - 1]!.toLowerCase() === name);
 
