@@ -11,7 +11,9 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import type { Metrics } from '../../src/metrics.js';
+import { startCliSidecar } from '../fixtures/cli-process.js';
 import { startHaproxy } from '../fixtures/haproxy.js';
+import { freePort } from '../fixtures/net.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { logLine, startTestSidecar, type TestSidecar } from '../fixtures/sidecar.js';
 
@@ -296,4 +298,19 @@ t.test('draining cuts connections still waiting for their header at once, and le
   t.same((await inFlight).json, { slow: true }, 'the in-flight request completed');
   await closing;
   t.ok(Date.now() - started < 2_000, `drained in ${Date.now() - started} ms, long before the 5 s deadline`);
+});
+
+t.test('with two workers (node:cluster): the workers read the headers, the primary sums their counts', async (t) => {
+  const port = await freePort();
+  const cli = await startCliSidecar(pki, echo.url, {
+    workers: 2,
+    listen: { host: '127.0.0.1', port, proxyProtocol: { enabled: true, trustedSources: ['127.0.0.1'] } },
+  });
+  t.teardown(() => void cli.child.kill('SIGKILL'));
+  for (let i = 0; i < 4; i++) {
+    const r = await exchange(Buffer.from(`PROXY TCP4 192.0.2.${10 + i} 127.0.0.1 1 ${port}\r\n`), { target: { port } as TestSidecar });
+    t.equal(r.json?.headers['x-forwarded-for'], `192.0.2.${10 + i}`, r.error);
+  }
+  const metrics = await fetch(`${cli.adminUrl}/metrics`).then((r) => r.text());
+  t.match(metrics, /mtls_proxy_protocol_accepted_total\{version="1",source="client"\} 4/, 'counted across workers');
 });
