@@ -249,6 +249,11 @@ t.test('hostile input: garbage, malformed, oversized, truncated and slowloris he
   const silent = net.connect(sc.port, '127.0.0.1');
   t.ok(await closedWithin(silent, 3_000), 'a trusted peer that sends nothing is cut too');
 
+  // A good header followed by bytes that are not TLS: a failed handshake, logged with the header's client.
+  t.ok(await send(Buffer.from(`PROXY TCP4 203.0.113.77 127.0.0.1 1 ${sc.port}\r\nnot a ClientHello\r\n\r\n`)), 'not TLS after the header: closed');
+  const failed = await logLine(sc, (l) => l.event === 'handshake_failed' && l.remote === '203.0.113.77');
+  t.ok(failed, 'the failed handshake is logged with the client the header named');
+
   const r = await curl(sc.port, ['--haproxy-protocol']);
   t.equal(r.code, 0, 'and the sidecar still serves everyone else');
 });
