@@ -22,6 +22,10 @@ const pki = await createTestPki();
 const echo = await startEchoUpstream();
 const client = await pki.client({ deviceId: 'behind-lb' });
 const caFile = pki.write('pp-ca.pem', pki.rootPem);
+const hasIpv6 = await new Promise<boolean>((resolve) => {
+  const probe = net.createServer().once('error', () => resolve(false));
+  probe.listen(0, '::1', () => probe.close(() => resolve(true)));
+});
 // Trusts only 127.0.0.1: a client on 127.0.0.9 (another loopback address) is an untrusted source.
 const sc = await startTestSidecar(pki, echo.url, { listen: { proxyProtocol: { enabled: true, trustedSources: ['127.0.0.1/32'], headerTimeoutMs: 800 } } });
 const haproxy = await startHaproxy([
@@ -272,10 +276,6 @@ t.test('disabled (the default): a client sending a PROXY header fails its TLS ha
   t.equal(JSON.parse(ok.stdout).headers['x-forwarded-for'], '127.0.0.1');
 });
 
-const hasIpv6 = await new Promise<boolean>((resolve) => {
-  const probe = net.createServer().once('error', () => resolve(false));
-  probe.listen(0, '::1', () => probe.close(() => resolve(true)));
-});
 
 t.test('IPv6 loopback: curl --haproxy-protocol sends TCP6', { skip: hasIpv6 ? false : 'no ::1 on this machine' }, async (t) => {
   const v6 = await startTestSidecar(pki, echo.url, { listen: { host: '::1', proxyProtocol: { enabled: true, trustedSources: ['::1'] } } });
@@ -284,6 +284,16 @@ t.test('IPv6 loopback: curl --haproxy-protocol sends TCP6', { skip: hasIpv6 ? fa
   t.equal(r.code, 0, r.stderr);
   t.equal(JSON.parse(r.stdout).headers['x-forwarded-for'], '::1');
   t.equal(await count(v6.sidecar.metrics.proxyProtocolAccepted, { version: '1', source: 'client' }), 1);
+});
+
+t.test('dual stack ("::"): an IPv4 balancer, seen as ::ffff:127.0.0.1, matches its IPv4 CIDR', { skip: hasIpv6 ? false : 'no IPv6 on this machine' }, async (t) => {
+  const dual = await startTestSidecar(pki, echo.url, { listen: { host: '::', proxyProtocol: { enabled: true, trustedSources: ['127.0.0.1/32'] } } });
+  t.teardown(() => dual.close());
+  const r = await exchange(Buffer.from(`PROXY TCP4 192.0.2.200 127.0.0.1 1 ${dual.port}\r\n`), { target: dual });
+  t.equal(r.json?.headers['x-forwarded-for'], '192.0.2.200', r.error ?? 'believed');
+  const untrusted = await exchange(Buffer.from(`PROXY TCP4 192.0.2.201 127.0.0.1 1 ${dual.port}\r\n`), { target: dual, localAddress: '127.0.0.9' });
+  t.ok(untrusted.error, 'and ::ffff:127.0.0.9 does not');
+  t.equal(await count(dual.sidecar.metrics.proxyProtocolRefused, { reason: 'untrusted_source' }), 1);
 });
 
 t.test('draining cuts connections still waiting for their header at once, and lets an in-flight request finish', async (t) => {
