@@ -121,7 +121,7 @@ export function createProxyProtocolListener(dataServer: TlsServer, options: Prox
       socket.destroy();
     };
     // An absolute deadline, not socket.setTimeout: a peer sending one byte at a time would reset an idle timer forever.
-    const timer = setTimeout(() => refuse('timeout', `no complete header within ${options.headerTimeoutMs} ms`), options.headerTimeoutMs);
+    const timer = setTimeout(() => refuse('timeout', `${fromTrusted ? 'no complete header' : 'no first bytes'} within ${options.headerTimeoutMs} ms`), options.headerTimeoutMs);
     timer.unref();
     const onError = () => socket.destroy();
     const onClose = () => {
