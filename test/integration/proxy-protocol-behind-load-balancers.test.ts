@@ -2,37 +2,28 @@
 // a real HAProxy `send-proxy-v2`/`send-proxy`, and hand-made headers for what neither sends) names
 // the client that the access log and X-Forwarded-For see, with one or two workers, over IPv4 and
 // IPv6, and through a drain. Refusals: proxy-protocol-refuses-untrusted-and-malformed.test.ts.
-import http from 'node:http';
 import net from 'node:net';
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { startCliSidecar } from '../fixtures/cli-process.js';
 import { startHaproxy } from '../fixtures/haproxy.js';
+import { startHttpServer } from '../fixtures/http-server.js';
 import { freePort } from '../fixtures/net.js';
-import { createTestPki } from '../fixtures/pki.js';
 import { closedWithin, counterValue as count, proxyProtocolClients, v2InetHeader } from '../fixtures/proxy-protocol-client.js';
-import { logLine, startTestSidecar } from '../fixtures/sidecar.js';
+import { logLine, startSidecarWithEcho, startTestSidecar } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
-const echo = await startEchoUpstream();
-const client = await pki.client({ deviceId: 'behind-lb' });
 const hasIpv6 = await new Promise<boolean>((resolve) => {
   const probe = net.createServer().once('error', () => resolve(false));
   probe.listen(0, '::1', () => probe.close(() => resolve(true)));
 });
-const sc = await startTestSidecar(pki, echo.url, { listen: { proxyProtocol: { enabled: true, trustedSources: ['127.0.0.1/32'] } } });
+const { pki, echo, sc } = await startSidecarWithEcho(t, { listen: { proxyProtocol: { enabled: true, trustedSources: ['127.0.0.1/32'] } } });
+const client = await pki.client({ deviceId: 'behind-lb' });
 const haproxy = await startHaproxy([
   { send: 'send-proxy-v2', targetHost: '127.0.0.1', targetPort: sc.port },
   { send: 'send-proxy', targetHost: '127.0.0.1', targetPort: sc.port },
 ]);
 // Waiting for haproxy's ports made it connect to the sidecar once per route, each with a header.
 for (let i = 0; i < 100 && (await count(sc.sidecar.metrics.proxyProtocolAccepted, { source: 'client' })) < 2; i++) await new Promise((r) => setTimeout(r, 20));
-t.teardown(async () => {
-  await haproxy.close();
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
+t.teardown(() => haproxy.close());
 
 const { curl, exchange } = proxyProtocolClients(pki, client, sc.port);
 const v2Inet = (command: 0x20 | 0x21, src: number[], sport: number) => v2InetHeader(command, src, sport, sc.port);
@@ -105,10 +96,9 @@ t.test('dual stack ("::"): an IPv4 balancer, seen as ::ffff:127.0.0.1, matches i
 });
 
 t.test('draining cuts connections still waiting for their header at once, and lets an in-flight request finish', async (t) => {
-  const slow = http.createServer((_req, res) => void setTimeout(() => res.end('{"slow":true}'), 400));
-  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
-  t.teardown(() => new Promise((r) => slow.close(r)));
-  const own = await startTestSidecar(pki, `http://127.0.0.1:${(slow.address() as net.AddressInfo).port}`, {
+  const slow = await startHttpServer((_req, _body, res) => void setTimeout(() => res.end('{"slow":true}'), 400));
+  t.teardown(() => slow.close());
+  const own = await startTestSidecar(pki, slow.url, {
     listen: { proxyProtocol: { enabled: true, trustedSources: ['127.0.0.1'], headerTimeoutMs: 30_000 } },
   });
   t.teardown(() => own.close());

@@ -3,22 +3,12 @@
 // its own connection; and with it disabled (the default) a header is never read.
 import net from 'node:net';
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
-import { createTestPki } from '../fixtures/pki.js';
 import { closedWithin, counterValue as count, proxyProtocolClients } from '../fixtures/proxy-protocol-client.js';
-import { logLine, startTestSidecar } from '../fixtures/sidecar.js';
+import { logLine, startSidecarWithEcho, startTestSidecar } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
-const echo = await startEchoUpstream();
-const client = await pki.client({ deviceId: 'behind-lb' });
 // Trusts only 127.0.0.1: a client on 127.0.0.9 (another loopback address) is an untrusted source.
-const sc = await startTestSidecar(pki, echo.url, { listen: { proxyProtocol: { enabled: true, trustedSources: ['127.0.0.1/32'], headerTimeoutMs: 800 } } });
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
-
+const { pki, echo, sc } = await startSidecarWithEcho(t, { listen: { proxyProtocol: { enabled: true, trustedSources: ['127.0.0.1/32'], headerTimeoutMs: 800 } } });
+const client = await pki.client({ deviceId: 'behind-lb' });
 const { curl, exchange } = proxyProtocolClients(pki, client, sc.port);
 
 t.test('an untrusted source: plain TLS is served as itself, a PROXY header is refused', async (t) => {
