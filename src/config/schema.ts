@@ -215,7 +215,6 @@ export const configSchema = z.strictObject({
 
 export type SidecarConfig = z.infer<typeof configSchema>;
 export type ListenOptions = SidecarConfig['listen'];
-export type ProxyProtocolConfig = ListenOptions['proxyProtocol'];
 export type TlsOptions = SidecarConfig['tls'];
 export type ClientAuthOptions = SidecarConfig['clientAuth'];
 export type IdentityOptions = SidecarConfig['identity'];
