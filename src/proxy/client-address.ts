@@ -1,8 +1,8 @@
 /**
- * Which address a connection's client is known by. The access log, `X-Forwarded-For` and
- * per-client limits all ask this one function, so they agree: behind a load balancer speaking the
- * PROXY protocol it is the address the balancer's header named (the data listener's front
- * provides the function), otherwise the TCP peer.
+ * Which address a connection's client is known by. The log lines and `X-Forwarded-For` ask this one
+ * function (and anything keyed on a client's address must too), so they agree: behind a load
+ * balancer speaking the PROXY protocol it is the address the balancer's header named (the data
+ * listener's front provides the function), otherwise the TCP peer.
  */
 import type { Socket } from 'node:net';
 
