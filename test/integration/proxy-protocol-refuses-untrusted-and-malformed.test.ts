@@ -3,7 +3,7 @@
 // its own connection; and with it disabled (the default) a header is never read.
 import net from 'node:net';
 import t from 'tap';
-import { closedWithin, counterValue as count, proxyProtocolClients } from '../fixtures/proxy-protocol-client.js';
+import { closedWithin, counterValue as count, proxyProtocolClients, v2InetHeader } from '../fixtures/proxy-protocol-client.js';
 import { logLine, startSidecarWithEcho, startTestSidecar } from '../fixtures/sidecar.js';
 
 // Trusts only 127.0.0.1: a client on 127.0.0.9 (another loopback address) is an untrusted source.
@@ -30,6 +30,17 @@ t.test('a trusted source without a header is refused', async (t) => {
   const r = await curl(sc.port, []);
   t.not(r.code, 0);
   t.equal(await count(sc.sidecar.metrics.proxyProtocolRefused, { reason: 'missing_header' }), before + 1);
+});
+
+t.test("only the first header is read: a second one (a client's, relayed by a balancer that prepends its own) is never believed", async (t) => {
+  const before = echo.requests();
+  const balancer = v2InetHeader(0x21, [198, 51, 100, 20], 40000, sc.port);
+  const forged = Buffer.from(`PROXY TCP4 10.0.0.1 127.0.0.1 1 ${sc.port}\r\n`);
+  const r = await exchange(Buffer.concat([balancer, forged]));
+  t.ok(r.error, 'the forged header is where the ClientHello should be: the handshake fails');
+  t.equal(echo.requests(), before, 'nothing reached the upstream');
+  t.ok(await logLine(sc, (l) => l.event === 'handshake_failed' && l.remote === '198.51.100.20'), "logged with the balancer's client, not the forged one");
+  t.notOk(sc.logs.some((l) => l.remote === '10.0.0.1'), 'the forged address appears nowhere');
 });
 
 t.test('hostile input: garbage, malformed, oversized, truncated and slowloris headers close only their own connection', async (t) => {
