@@ -158,6 +158,14 @@ export function createProxyProtocolListener(dataServer: TlsServer, options: Prox
     socket.on('close', onClose);
   });
 
+  // A connection cap set on the data server (`maxConnections`, and `dropMaxConnection` so a cluster
+  // worker drops rather than hands back) applies where TCP is accepted: here. Its 'drop' events
+  // are re-emitted on the data server, where they are counted.
+  const capped = dataServer as TlsServer & { dropMaxConnection?: boolean };
+  if (typeof capped.maxConnections === 'number') server.maxConnections = capped.maxConnections;
+  if (capped.dropMaxConnection !== undefined) (server as NetServer & { dropMaxConnection?: boolean }).dropMaxConnection = capped.dropMaxConnection;
+  server.on('drop', (data) => dataServer.emit('drop', data));
+
   return {
     server,
     clientAddressOf,

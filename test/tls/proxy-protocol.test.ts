@@ -7,8 +7,8 @@ import type { Server as TlsServer } from 'node:tls';
 import t from 'tap';
 import { createProxyProtocolListener, type ProxyRefusal } from '../../src/tls/index.js';
 
-async function front(trustedSources: string[]) {
-  const dataServer = new EventEmitter();
+async function front(trustedSources: string[], cap?: number) {
+  const dataServer = Object.assign(new EventEmitter(), cap === undefined ? {} : { maxConnections: cap, dropMaxConnection: true });
   const refused: ProxyRefusal[] = [];
   const listener = createProxyProtocolListener(dataServer as unknown as TlsServer, { trustedSources, headerTimeoutMs: 1_000 }, {
     accepted: () => {},
@@ -35,7 +35,7 @@ async function front(trustedSources: string[]) {
     socket.destroy();
     return { address: listener.clientAddressOf(socket), bytes };
   }
-  return { send, refused, listener, port };
+  return { send, refused, listener, port, dataServer };
 }
 
 t.test('a trusted header: its client, and exactly the bytes after it', async (t) => {
@@ -54,4 +54,18 @@ t.test('an untrusted source: handed over untouched as itself; a header from it i
   client.write('PROXY TCP4 10.1.1.1 127.0.0.1 1 2\r\n');
   await once(client, 'close');
   t.same(f.refused, ['untrusted_source']);
+});
+
+t.test("the data server's connection cap applies at the front, and its drops are reported on the data server", async (t) => {
+  const f = await front(['127.0.0.1'], 1);
+  const drops: unknown[] = [];
+  (f.dataServer as EventEmitter).on('drop', (d) => drops.push(d));
+  const held = net.connect(f.port, '127.0.0.1');
+  await once(held, 'connect');
+  await new Promise((r) => setTimeout(r, 50));
+  const over = net.connect(f.port, '127.0.0.1');
+  over.on('error', () => {});
+  await once(over, 'close');
+  t.equal(drops.length, 1, 'the second connection was dropped and reported');
+  held.destroy();
 });
