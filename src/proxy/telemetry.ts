@@ -151,6 +151,7 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
       m.requests.inc({ route: r.route, method, status_class: statusClass(r.status) });
       m.requestDuration.observe({ route: r.route, method }, r.seconds);
       if (r.upstreamSeconds !== undefined) m.upstreamDuration.observe({ route: r.route }, r.upstreamSeconds);
+      if (r.flags === 'AD' || r.flags === 'QD') m.authorizationDenied.inc({ route: r.route, reason: r.flags === 'AD' ? 'not_authorized' : 'quarantined' });
       if (!options.accessLog) return;
       // The field list is the README's access-log table; keep the two in step.
       logger.info(
@@ -162,6 +163,7 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
           fingerprint: r.identity?.fingerprintSha256,
           method: r.method,
           path: r.path,
+          route: r.route,
           protocol: `HTTP/${r.httpVersion}`,
           host: bounded(r.host),
           userAgent: bounded(r.userAgent),

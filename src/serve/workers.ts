@@ -14,12 +14,16 @@ import type { ReadinessCheck } from '../admin/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { handleSignals } from '../lifecycle.js';
 import { createLogger } from '../logging.js';
+import type { QuarantineEntry } from '../policy/index.js';
 import { listenAdmin } from './listen.js';
+import { createQuarantineControl, readAdminToken } from './quarantine.js';
 import { startSidecar } from './start-sidecar.js';
 
 /** A path hint on the wire: a leaf's fingerprint and the base64 DER of its client-sent intermediates. */
 type PathHintMessage = { type: 'path-hint'; leaf: string; ders: string[] };
-type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage;
+/** The quarantine's API entries, which the primary holds (they outlive any one worker). */
+type QuarantineMessage = { type: 'quarantine'; entries: QuarantineEntry[] };
+type ToWorker = { type: 'init'; ticketKeys: string; quarantine: QuarantineMessage['entries'] } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage | QuarantineMessage;
 /** A worker's readiness checks, sent when listening and whenever one changes. */
 type ReadinessMessage = { type: 'readiness'; checks: Record<string, boolean>; degraded: Record<string, string> };
 type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage | ReadinessMessage;
@@ -44,6 +48,7 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
     admin: false,
     publishPathHint: (leaf, ders) => process.send?.({ type: 'path-hint', leaf, ders: ders.map((d) => d.toString('base64')) } satisfies ToPrimary),
   });
+  sidecar.replaceQuarantineApiEntries(init.quarantine);
   AggregatorRegistry.setRegistries([sidecar.metrics.registry]);
   // Constructing one is what installs prom-client's worker-side listener for the primary's requests.
   new AggregatorRegistry();
@@ -71,6 +76,7 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
       if (m.type === 'reload') sidecar.reload('SIGHUP');
       if (m.type === 'shutdown') stop();
       if (m.type === 'path-hint') sidecar.receivePathHint(m.leaf, m.ders.map((d) => Buffer.from(d, 'base64')));
+      if (m.type === 'quarantine') sidecar.replaceQuarantineApiEntries(m.entries);
     });
     process.once('disconnect', stop); // the primary is gone: drain and leave
   });
@@ -81,6 +87,18 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
 export async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
   const logger = createLogger(config.log.level);
   const ticketKeys = randomBytes(48).toString('base64');
+  // The admin API's quarantine lives here, so its entries survive a worker's restart; the file is
+  // read here too (for listing) and by every worker (for its traffic).
+  const everyWorker = (m: ToWorker) => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(m);
+  };
+  const tokenSha256 = config.admin.enabled ? readAdminToken(config.admin.tokenFile) : undefined;
+  const quarantine = createQuarantineControl({
+    file: config.quarantine.file,
+    intervalMs: config.reload.intervalSeconds * 1000,
+    logger,
+    onApiChange: (entries) => everyWorker({ type: 'quarantine', entries }),
+  });
   const listening = new Set<Worker>();
   let draining = false;
   // Each worker's last readiness report. The primary's /readyz holds a check per name any worker
@@ -97,7 +115,7 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
   const fork = () => {
     const worker = cluster.fork();
     worker.on('message', (m: ToPrimary) => {
-      if (m.type === 'hello') worker.send({ type: 'init', ticketKeys } satisfies ToWorker);
+      if (m.type === 'hello') worker.send({ type: 'init', ticketKeys, quarantine: quarantine.list().api } satisfies ToWorker);
       if (m.type === 'listening') listening.add(worker);
       if (m.type === 'draining') listening.delete(worker);
       if (m.type === 'readiness') onReadiness(worker, m);
@@ -122,18 +140,20 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
         port: config.admin.port,
         metrics: { contentType: aggregator.contentType, collect: () => aggregator.clusterMetrics() },
         readiness,
+        quarantine,
+        tokenSha256,
         // A note any listening worker reports (the first one's wording).
         degraded: () => Object.assign({}, ...[...listening].reverse().map((w) => reports.get(w)?.degraded ?? {})) as Record<string, string>,
       })
     : undefined;
   logger.info({ event: 'primary', workers: n, admin: admin?.url }, `started ${n} workers`);
 
-  const everyWorker = (m: ToWorker) => {
-    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(m);
-  };
   await handleSignals(
     {
-      reload: () => everyWorker({ type: 'reload' }),
+      reload: () => {
+        quarantine.reload('SIGHUP');
+        everyWorker({ type: 'reload' });
+      },
       close: async () => {
         draining = true;
         everyWorker({ type: 'shutdown' });
@@ -142,6 +162,7 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
           await new Promise((r) => setTimeout(r, 50));
         }
         for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.kill('SIGKILL');
+        quarantine.stop();
         await admin?.close();
       },
     },
