@@ -13,9 +13,16 @@ import { bool } from './fields.js';
  */
 const textMatch = z.union([
   z.string().min(1, 'must not be empty'),
-  z.strictObject({ exact: z.string().min(1, 'must not be empty') }),
-  z.strictObject({ prefix: z.string().min(1, 'must not be empty') }),
-  z.strictObject({ glob: z.string().min(1, 'must not be empty').refine((g) => g.replace(/\*/g, '') !== '', 'must hold more than "*" (a route that allows any identity says allow: any)') }),
+  z
+    .strictObject({
+      exact: z.string().min(1, 'must not be empty').optional(),
+      prefix: z.string().min(1, 'must not be empty').optional(),
+      glob: z
+        .string()
+        .refine((g) => g.replace(/\*/g, '') !== '', 'must hold more than "*" (a rule that allows any identity says allow: any)')
+        .optional(),
+    })
+    .refine((m) => Object.keys(m).length === 1, 'needs exactly one of exact, prefix or glob'),
 ]);
 
 /** A SPIFFE trust domain name (SPIFFE-ID spec §2.1: lower-case letters, digits, ".", "-", "_"). */
@@ -72,7 +79,8 @@ const method = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be an HT
 const routeSchema = z.strictObject({
   name: routeName.describe('the metric label and log field of requests this rule matches'),
   path: z
-    .union([z.strictObject({ exact: rulePath }), z.strictObject({ prefix: rulePath })])
+    .strictObject({ exact: rulePath.optional(), prefix: rulePath.optional() })
+    .refine((p) => (p.exact === undefined) !== (p.prefix === undefined), 'needs exactly one of exact or prefix')
     .describe('exact: this path (a trailing "/" also matches); prefix: this path and everything below it, segment by segment (/admin matches /admin/x, not /administrator)'),
   ignoreCase: bool().default(false).describe('compare the path case-insensitively: set it when the upstream treats /ADMIN as /admin'),
   methods: z.array(method).min(1).optional().describe('the rule matches only these methods (default: every method)'),

@@ -16,7 +16,8 @@ import { ANY_IDENTITY, compileAllowList, type AllowSpec, type IdentityPredicate 
 /** A route rule as config gives it. */
 export interface RouteSpec {
   readonly name: string;
-  readonly path: { readonly exact: string } | { readonly prefix: string };
+  /** Exactly one of the two (the schema checks it). */
+  readonly path: { readonly exact?: string | undefined; readonly prefix?: string | undefined };
   readonly ignoreCase: boolean;
   readonly methods?: readonly string[] | undefined;
   readonly allow: AllowSpec;
@@ -96,13 +97,14 @@ export function compileAuthorizer(spec: AuthorizationSpec): Authorizer {
 
 function compileRoute(spec: RouteSpec): CompiledRoute {
   const route: Route = Object.freeze({ name: spec.name, failureMode: spec.failureMode });
-  const raw = 'exact' in spec.path ? spec.path.exact : spec.path.prefix;
+  const exact = spec.path.exact !== undefined;
+  const raw = spec.path.exact ?? spec.path.prefix ?? '/';
   // "/admin/" and "/admin" mean the same rule: matching is by segments either way.
   const trimmed = raw.length > 1 && raw.endsWith('/') ? raw.slice(0, -1) : raw;
   const p = spec.ignoreCase ? trimmed.toLowerCase() : trimmed;
   const pick = spec.ignoreCase ? (_: string, lower: string) => lower : (path: string) => path;
   let matchesPath: (path: string, lower: string) => boolean;
-  if ('exact' in spec.path) {
+  if (exact) {
     const withSlash = p === '/' ? p : `${p}/`;
     matchesPath = (path, lower) => {
       const s = pick(path, lower);

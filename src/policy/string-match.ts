@@ -9,23 +9,19 @@
  */
 
 /** What config gives: a plain string is exact. */
-export type TextMatchSpec = string | { readonly exact: string } | { readonly prefix: string } | { readonly glob: string };
+export type TextMatchSpec = string | { readonly exact?: string | undefined; readonly prefix?: string | undefined; readonly glob?: string | undefined };
 
 /** A compiled matcher. Pure; never throws. */
 export type TextMatcher = (value: string) => boolean;
 
-/** Compiles one text matcher. Pure. */
+/** Compiles one text matcher (of an object, the one key given). Pure. */
 export function compileTextMatch(spec: TextMatchSpec): TextMatcher {
   if (typeof spec === 'string') return (v) => v === spec;
-  if ('exact' in spec) {
-    const exact = spec.exact;
-    return (v) => v === exact;
-  }
-  if ('prefix' in spec) {
-    const prefix = spec.prefix;
-    return (v) => v.startsWith(prefix);
-  }
-  return compileGlob(spec.glob);
+  const { exact, prefix, glob } = spec;
+  if (exact !== undefined) return (v) => v === exact;
+  if (prefix !== undefined) return (v) => v.startsWith(prefix);
+  if (glob !== undefined) return compileGlob(glob);
+  return () => false; // the schema requires one of the three; none must match nothing
 }
 
 /** `*` matches any run of characters (none included); every other character matches itself. Pure. */
