@@ -64,46 +64,39 @@ export function createQuarantineControl(options: QuarantineControlOptions): Quar
     logger.warn({ event: 'quarantine_added', entries: added, connectionsClosed: sockets.length }, 'devices quarantined; their open connections are closed');
   }
 
+  // The last content acted on (or the last read error): a broken file is reported once, not every tick.
   let seen: string | undefined;
-  function readFile(trigger: string, atStart: boolean): void {
+  function readFile(trigger: string): void {
     const file = options.file;
     if (file === undefined) return;
-    let text: string;
+    let entries: QuarantineEntry[];
     try {
-      text = readFileSync(file, 'utf8');
+      const read = readQuarantineFile(file, seen);
+      if (read === undefined) return; // unchanged
+      seen = read.text;
+      entries = read.entries;
     } catch (cause) {
-      const message = `quarantine.file ${file} cannot be read: ${(cause as Error).message}`;
-      if (atStart) throw new SidecarError('ERR_CONFIG_INVALID', 'quarantine.file', message, { cause });
-      if (seen !== `error:${message}`) failed(trigger, message);
+      const message = (cause as Error).message;
+      if (seen === `error:${message}`) return;
       seen = `error:${message}`;
+      m?.quarantineLoads.inc({ result: 'failure' });
+      logger.error({ event: 'quarantine_loaded', result: 'failure', trigger, error: message }, 'quarantine file not loaded; keeping the previous entries');
       return;
     }
-    if (text === seen) return;
-    seen = text;
-    const parsed = parseQuarantineFile(text);
-    if ('errors' in parsed) {
-      const message = `quarantine.file ${file}: ${parsed.errors.join('; ')}`;
-      if (atStart) throw new SidecarError('ERR_CONFIG_INVALID', 'quarantine.file', message);
-      failed(trigger, message);
-      return;
-    }
-    const added = list.replace('file', parsed.entries);
+    const added = list.replace('file', entries);
     report();
-    if (!atStart) {
-      m?.quarantineLoads.inc({ result: 'success' });
-      logger.info({ event: 'quarantine_loaded', trigger, entries: parsed.entries.length }, 'quarantine file loaded');
-    }
+    m?.quarantineLoads.inc({ result: 'success' });
+    logger.info({ event: 'quarantine_loaded', trigger, entries: entries.length }, 'quarantine file loaded');
     closeQuarantined(added);
   }
 
-  function failed(trigger: string, message: string): void {
-    m?.quarantineLoads.inc({ result: 'failure' });
-    logger.error({ event: 'quarantine_loaded', result: 'failure', trigger, error: message }, 'quarantine file not loaded; keeping the previous entries');
+  if (options.file !== undefined) {
+    const read = readQuarantineFile(options.file, undefined)!;
+    seen = read.text;
+    list.replace('file', read.entries);
   }
-
-  readFile('start', true);
   report();
-  const timer = options.file !== undefined && options.intervalMs > 0 ? setInterval(() => readFile('poll', false), options.intervalMs).unref() : undefined;
+  const timer = options.file !== undefined && options.intervalMs > 0 ? setInterval(() => readFile('poll'), options.intervalMs).unref() : undefined;
 
   function change(kind: string, value: string, add: boolean): { entry: QuarantineEntry; changed: boolean } | { error: string } {
     const entry = parseQuarantineEntry(kind, value);
@@ -128,7 +121,7 @@ export function createQuarantineControl(options: QuarantineControlOptions): Quar
       report();
       closeQuarantined(added);
     },
-    reload: (trigger) => readFile(trigger, false),
+    reload: (trigger) => readFile(trigger),
     stop: () => clearInterval(timer),
   };
 }
@@ -148,4 +141,22 @@ export function readAdminToken(file: string | undefined): Buffer | undefined {
   }
   if (token.length < 32) throw new SidecarError('ERR_CONFIG_INVALID', 'admin.tokenFile', `admin.tokenFile ${file} must hold at least 32 characters of secret`);
   return tokenDigest(token);
+}
+
+/**
+ * Reads and parses a quarantine file (start, polls and `check-config`); `undefined` when its text
+ * equals `unless` (nothing to do). Sync; throws `SidecarError` ERR_CONFIG_INVALID (reason
+ * `quarantine.file`) naming the file and every bad line.
+ */
+export function readQuarantineFile(file: string, unless: string | undefined): { text: string; entries: QuarantineEntry[] } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new SidecarError('ERR_CONFIG_INVALID', 'quarantine.file', `quarantine.file ${file} cannot be read: ${(cause as Error).message}`, { cause });
+  }
+  if (text === unless) return undefined;
+  const parsed = parseQuarantineFile(text);
+  if ('errors' in parsed) throw new SidecarError('ERR_CONFIG_INVALID', 'quarantine.file', `quarantine.file ${file}: ${parsed.errors.join('; ')}`);
+  return { text, entries: parsed.entries };
 }
