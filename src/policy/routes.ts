@@ -60,6 +60,8 @@ export interface Authorizer {
 }
 
 interface CompiledRoute {
+  /** The first segment every path this rule matches starts with; undefined when it can be any (prefix "/", ignoreCase). */
+  readonly firstSegment: string | undefined;
   readonly matchesPath: (path: string, lower: string) => boolean;
   readonly ignoreCase: boolean;
   readonly methods: ReadonlySet<string> | undefined;
@@ -73,12 +75,24 @@ export function compileAuthorizer(spec: AuthorizationSpec): Authorizer {
   const global = compileAllowList(spec.allow);
   const routes = spec.routes.map(compileRoute);
   const anyIgnoresCase = routes.some((r) => r.ignoreCase);
+  // Rules grouped by the first segment of their path, each group in config order with the rules
+  // that can match any first segment (prefix "/", ignoreCase) merged in: a request walks only the
+  // rules that can match it (measured: 50 rules cost about as much as 2; test/bench/authorization-rules.mjs).
+  const anywhere = routes.filter((r) => r.firstSegment === undefined);
+  const bySegment = new Map<string, CompiledRoute[]>();
+  for (const r of routes) {
+    if (r.firstSegment !== undefined && !bySegment.has(r.firstSegment)) {
+      bySegment.set(r.firstSegment, routes.filter((x) => x.firstSegment === r.firstSegment || x.firstSegment === undefined));
+    }
+  }
   const fallback: Decision = Object.freeze({ allowed: spec.default === 'allow', route: DEFAULT_ROUTE });
   const fallbackDenied: Decision = Object.freeze({ allowed: false, route: DEFAULT_ROUTE });
 
   function decide(identity: CertIdentity, method: string, path: string): Decision {
     const lower = anyIgnoresCase ? path.toLowerCase() : path;
-    for (const r of routes) {
+    const end = path.indexOf('/', 1);
+    const candidates = bySegment.get(end === -1 ? path.slice(1) : path.slice(1, end)) ?? anywhere;
+    for (const r of candidates) {
       if (!r.matchesPath(path, lower) || (r.methods !== undefined && !r.methods.has(method))) continue;
       return global(identity) && r.allow(identity) ? r.allowed : r.denied;
     }
@@ -119,7 +133,10 @@ function compileRoute(spec: RouteSpec): CompiledRoute {
       return s.startsWith(p) && (s.length === p.length || s.charCodeAt(p.length) === 0x2f /* '/' */);
     };
   }
+  const end = trimmed.indexOf('/', 1);
+  const firstSegment = spec.ignoreCase || (trimmed === '/' && !exact) ? undefined : end === -1 ? trimmed.slice(1) : trimmed.slice(1, end);
   return {
+    firstSegment,
     matchesPath,
     ignoreCase: spec.ignoreCase,
     methods: spec.methods === undefined ? undefined : new Set(spec.methods),

@@ -65,6 +65,12 @@ const ESCAPE = /%([0-9A-Fa-f]{2})/g;
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
 const MERGE_SLASHES = /\/{2,}/g;
 
+/** `%61` → `a` (unreserved), `%3f` → `%3F` (anything else stays escaped, in upper case). */
+function normalizeEscape(escape: string, hex: string): string {
+  const c = String.fromCharCode(Number.parseInt(hex, 16));
+  return UNRESERVED.test(c) ? c : escape.toUpperCase();
+}
+
 /**
  * Normalises `url` for route rules, or refuses it (`undefined`, answered 400 `bad_request_target`
  * like {@link isForwardableTarget}'s refusals, which it includes). Why both a judged and a
@@ -90,18 +96,17 @@ export function normalizeTarget(url: string | undefined): NormalizedTarget | und
   const path = q === -1 ? url : url.slice(0, q);
   if (!NEEDS_NORMALIZING.test(path)) return { path, url };
   if (QUIRK_ESCAPE.test(path) || REFUSED_FOR_RULES.test(path)) return undefined;
-  const forwarded = path
-    .replace(ESCAPE, (escape, hex: string) => {
-      const c = String.fromCharCode(Number.parseInt(hex, 16));
-      return UNRESERVED.test(c) ? c : escape.toUpperCase();
-    })
-    .replace(MERGE_SLASHES, '/');
-  let judged: string;
-  try {
-    judged = decodeURIComponent(forwarded); // throws on invalid UTF-8 (overlong forms included)
-  } catch {
-    return undefined;
+  const escaped = path.includes('%');
+  let forwarded = escaped ? path.replace(ESCAPE, normalizeEscape) : path;
+  if (forwarded.includes('//')) forwarded = forwarded.replace(MERGE_SLASHES, '/');
+  let judged = forwarded;
+  if (escaped) {
+    try {
+      judged = decodeURIComponent(forwarded); // throws on invalid UTF-8 (overlong forms included)
+    } catch {
+      return undefined;
+    }
   }
   if (DOT_SEGMENT.test(judged)) return undefined;
-  return { path: judged, url: q === -1 ? forwarded : forwarded + url.slice(q) };
+  return { path: judged, url: forwarded === path ? url : q === -1 ? forwarded : forwarded + url.slice(q) };
 }

@@ -85,6 +85,7 @@ t.test('refusals are counted per route and logged with the route and flag', asyn
   await get(kiosk, '/admin/counted');
   const line = await logLine(sc, (l) => l.event === 'access' && l.path === '/admin/counted');
   t.match(line, { status: 403, route: 'admin', flags: 'AD', deviceId: 'kiosk-1' });
+  t.match(await logLine(sc, (l) => l.event === 'authorization_denied' && l.path === '/admin/counted'), { reason: 'not_authorized', route: 'admin', deviceId: 'kiosk-1' });
   const metrics = await (await fetch(`${sc.adminUrl}/metrics`)).text();
   t.match(metrics, /mtls_authorization_denied_total\{route="admin",reason="not_authorized"\} [1-9]/);
   t.match(metrics, /mtls_authorization_denied_total\{route="default",reason="not_authorized"\} [1-9]/);

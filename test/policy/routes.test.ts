@@ -108,3 +108,25 @@ t.test('a path with ";" must pass under both readings', async (t) => {
   t.equal(a.authorize(kiosk, 'GET', '/admin;jsessionid=1/users').route.name, 'admin');
   t.equal(allowed(a, kiosk, '/public;x'), true);
 });
+
+t.test('config order holds across rules for any path and rules for one first segment', async (t) => {
+  const a = rules([
+    route({ name: 'api-v1', path: { prefix: '/api/v1' }, allow: 'any' }),
+    route({ name: 'catch-all', path: { prefix: '/' }, allow: [] }),
+    route({ name: 'api', path: { prefix: '/api' }, allow: 'any' }),
+    route({ name: 'folded', path: { prefix: '/Other' }, ignoreCase: true, allow: 'any' }),
+    route({ name: 'root', path: { exact: '/' }, allow: 'any' }),
+  ]);
+  t.equal(a.authorize(ops, 'GET', '/api/v1/x').route.name, 'api-v1');
+  t.equal(a.authorize(ops, 'GET', '/api/v2').route.name, 'catch-all', 'an earlier rule for any path wins over a later one for /api');
+  t.equal(a.authorize(ops, 'GET', '/').route.name, 'catch-all');
+  const b = rules([
+    route({ name: 'folded', path: { prefix: '/Other' }, ignoreCase: true, allow: 'any' }),
+    route({ name: 'root', path: { exact: '/' }, allow: 'any' }),
+    route({ name: 'api', path: { prefix: '/api' }, allow: 'any' }),
+  ]);
+  t.equal(b.authorize(ops, 'GET', '/OTHER/x').route.name, 'folded');
+  t.equal(b.authorize(ops, 'GET', '/').route.name, 'root');
+  t.equal(b.authorize(ops, 'GET', '/api').route.name, 'api');
+  t.equal(b.authorize(ops, 'GET', '/apix').route.name, 'default');
+});
