@@ -57,8 +57,9 @@ export function createQuarantineControl(options: QuarantineControlOptions): Quar
 
   /** Closes the open connections of every quarantined device (after an addition). */
   function closeQuarantined(added: readonly QuarantineEntry[]): void {
-    if (added.length === 0) return;
-    const sockets = options.pipeline?.()?.connectionsOf((identity) => list.has(identity)) ?? [];
+    // A primary holds no connections: each worker closes its own when the entries reach it.
+    if (added.length === 0 || options.pipeline === undefined) return;
+    const sockets = options.pipeline()?.connectionsOf((identity) => list.has(identity)) ?? [];
     for (const s of sockets) s.destroy();
     if (sockets.length > 0) m?.connectionsClosed.inc({ reason: 'quarantined' }, sockets.length);
     logger.warn({ event: 'quarantine_added', entries: added, connectionsClosed: sockets.length }, 'devices quarantined; their open connections are closed');
