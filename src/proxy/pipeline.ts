@@ -13,12 +13,12 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CertIdentity, HeaderPlan, RenderedHeaders } from '../identity/index.js';
-import { DEFAULT_ROUTE, type Authorizer, type Decision } from '../policy/index.js';
+import { DEFAULT_ROUTE, type Authorizer } from '../policy/index.js';
 import { reasonForTlsClientError, type FailureReason, type PeerVerifier, type Verdict, type VerifiedIdentity } from '../verify/index.js';
 import { compileUpstreamHeaders, type ForwardedMode } from './upstream-headers.js';
 import type { Forwarder, UpstreamErrorKind } from './forwarder.js';
 import { pathOf, reportRawAnswer, startFlight, type RequestInFlight, type UpstreamAnswer } from './request-in-flight.js';
-import { isForwardableTarget, normalizeTarget } from './request-target.js';
+import { BAD_TARGET, createAdmission, NOT_AUTHORIZED, QUARANTINED } from './admission.js';
 import { writeRawJsonError } from './responses.js';
 import type { PipelineObserver } from './telemetry.js';
 
@@ -58,12 +58,7 @@ const NO_VERDICT: Verdict = Object.freeze({ ok: false, reason: 'tls_error', deta
 const VERIFICATION_FAILED: Verdict = Object.freeze({ ok: false, reason: 'tls_error', detail: 'verification failed' });
 /** The verdict of a connection once its certificate expired while it was open. */
 const EXPIRED: Verdict = Object.freeze({ ok: false, reason: 'expired', detail: 'client certificate expired during the connection' });
-const BAD_TARGET = Object.freeze({ error: 'bad_request_target', reason: 'not an origin-form path without dot segments' });
 const UPGRADE_NOT_ALLOWED = Object.freeze({ error: 'upgrade_not_allowed', reason: 'only websocket upgrades are forwarded' });
-const NOT_AUTHORIZED = Object.freeze({ error: 'not_authorized', reason: 'this client certificate may not call this method and path' });
-const QUARANTINED = Object.freeze({ error: 'quarantined', reason: 'this device is quarantined' });
-/** Every request passes when no rules are configured; its label is `default`. */
-const NO_RULES: Decision = Object.freeze({ allowed: true, route: DEFAULT_ROUTE });
 /** A refused request has no identity to add upstream; its head is read only for its ids and the access line. */
 const NO_IDENTITY: RenderedHeaders = [];
 /** Node timers take at most 2^31-1 ms (~24.8 days); a longer wait is re-armed in steps. */
@@ -83,6 +78,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
   const states = new WeakMap<TLSSocket, ConnectionState>();
   const verified = new Set<TLSSocket>();
   const acceptedAt = new Map<string, bigint>();
+  const admit = createAdmission(options);
   const upstreamHeaders = compileUpstreamHeaders({
     strip: plan.strip,
     forwarded: options.forwardedHeaders,
@@ -194,22 +190,6 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     };
     check();
     socket.once('close', () => clearTimeout(timer));
-  }
-
-  /**
-   * Quarantine, then the request-target, then the route rules. When rules judged the target, the
-   * request is rewritten to the normalised form they judged, so the upstream receives exactly that
-   * path. Returns a decision made when the rules were compiled, or one of the two refusal bodies.
-   */
-  function admit(identity: VerifiedIdentity, req: IncomingMessage): Decision | typeof QUARANTINED | typeof BAD_TARGET {
-    if (options.quarantine?.has(identity)) return QUARANTINED;
-    const { authorizer } = options;
-    if (authorizer === undefined) return isForwardableTarget(req.url) ? NO_RULES : BAD_TARGET;
-    const target = normalizeTarget(req.url);
-    if (target === undefined) return BAD_TARGET;
-    const decision = authorizer.authorize(identity, req.method ?? '', target.path);
-    if (decision.allowed) req.url = target.url;
-    return decision;
   }
 
   function proceed(flight: RequestInFlight, connectionVerdict: Verdict): void {
