@@ -33,10 +33,22 @@ const READINESS_POLL_MS = 1_000;
 
 /** Runs this process as a cluster worker: the sidecar, told by the primary. Resolves with the exit code once drained. */
 export async function runWorker(config: SidecarConfig): Promise<number> {
+  // Quarantine entries from the primary, kept from the init on: one sent while the sidecar is
+  // still starting (loading CRLs can take seconds) must not be lost, or this worker would serve a
+  // device every other worker refuses.
+  let quarantine: QuarantineEntry[] = [];
+  let started: { replaceQuarantineApiEntries(entries: readonly QuarantineEntry[]): void } | undefined;
+  const onQuarantine = (m: ToWorker) => {
+    if (m.type !== 'quarantine') return;
+    quarantine = m.entries;
+    started?.replaceQuarantineApiEntries(quarantine);
+  };
   const init = await new Promise<Extract<ToWorker, { type: 'init' }>>((resolve) => {
     const onMessage = (m: ToWorker) => {
       if (m.type !== 'init') return;
       process.off('message', onMessage);
+      quarantine = m.quarantine;
+      process.on('message', onQuarantine);
       resolve(m);
     };
     process.on('message', onMessage);
@@ -48,7 +60,8 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
     admin: false,
     publishPathHint: (leaf, ders) => process.send?.({ type: 'path-hint', leaf, ders: ders.map((d) => d.toString('base64')) } satisfies ToPrimary),
   });
-  sidecar.replaceQuarantineApiEntries(init.quarantine);
+  started = sidecar;
+  sidecar.replaceQuarantineApiEntries(quarantine);
   AggregatorRegistry.setRegistries([sidecar.metrics.registry]);
   // Constructing one is what installs prom-client's worker-side listener for the primary's requests.
   new AggregatorRegistry();
@@ -76,7 +89,6 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
       if (m.type === 'reload') sidecar.reload('SIGHUP');
       if (m.type === 'shutdown') stop();
       if (m.type === 'path-hint') sidecar.receivePathHint(m.leaf, m.ders.map((d) => Buffer.from(d, 'base64')));
-      if (m.type === 'quarantine') sidecar.replaceQuarantineApiEntries(m.entries);
     });
     process.once('disconnect', stop); // the primary is gone: drain and leave
   });

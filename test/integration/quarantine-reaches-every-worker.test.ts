@@ -14,6 +14,7 @@ const pki = await createTestPki();
 const echo = await startEchoUpstream();
 const bad = await pki.client({ deviceId: 'abusive-w' });
 const filed = await pki.client({ deviceId: 'filed-w' });
+const late = await pki.client({ deviceId: 'late-w' });
 const TOKEN = 't'.repeat(48);
 const tokenFile = pki.write('admin-token-w', TOKEN);
 const quarantineFile = pki.write('quarantine-w.txt', `device:${filed.deviceId}\n`);
@@ -62,7 +63,13 @@ t.test('an admin-API quarantine reaches every worker', { skip: availableParallel
   const victim = [...pidsOf(sc, '/after/')][0] as number;
   process.kill(victim, 'SIGKILL');
   await sc.waitForLog((l) => l.event === 'worker_exit' && l.pid === victim);
+  // An entry added while the replacement is still starting (it has its init, it is not serving yet)
+  // reaches it too.
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.equal((await admin(sc, 'PUT', `/quarantine/device/${late.deviceId}`)).status, 200);
   await waitReady(sc.adminUrl);
+  for (let i = 0; i < 12; i++) t.equal(await status(sc, late, `/late/${i}`), 403);
+  t.equal(pidsOf(sc, '/late/').size, 2, 'both workers refuse the device added during the restart');
   for (let i = 0; i < 12; i++) t.equal(await status(sc, bad, `/respawned/${i}`), 403);
   const served = pidsOf(sc, '/respawned/');
   t.equal(served.size, 2, 'both workers, the new one included, refuse it');
@@ -74,7 +81,8 @@ t.test('an admin-API quarantine reaches every worker', { skip: availableParallel
   const again = await startCliSidecar(pki, echo.url, config);
   t.teardown(() => again.child.kill('SIGKILL'));
   await waitReady(again.adminUrl);
-  t.equal(await status(again, bad), 200, 'the API entry did not survive the restart (documented)');
+  t.equal(await status(again, bad), 200, 'the API entries did not survive the restart (documented)');
+  t.equal(await status(again, late), 200);
   t.equal(await status(again, filed), 403, 'the file entry did');
   t.same(await (await admin(again, 'GET', '/quarantine')).json(), { file: [{ kind: 'device', value: 'filed-w' }], api: [] });
   again.child.kill('SIGTERM');
