@@ -73,8 +73,11 @@ const rulePath = z
 /** A bounded metric label: route names come from config only. */
 const routeName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-" (it is a metric label)').refine((n) => n !== 'default', '"default" is the label of requests that match no route');
 
-/** An HTTP method token, as a client sends it (methods are case-sensitive, RFC 9110 §9.1). */
-const method = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be an HTTP method token such as GET');
+/**
+ * An HTTP method. Methods are case-sensitive (RFC 9110 §9.1) and Node's parser accepts only its
+ * upper-case list, so a lower-case `get` would be a rule that never matches: refused here.
+ */
+const method = z.string().regex(/^[A-Z][A-Z-]*$/, 'must be an upper-case HTTP method such as GET');
 
 const routeSchema = z.strictObject({
   name: routeName.describe('the metric label and log field of requests this rule matches'),
