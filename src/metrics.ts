@@ -38,6 +38,9 @@ export interface Metrics {
   readonly requestDuration: Histogram<'route' | 'method'>;
   readonly upstreamDuration: Histogram<'route'>;
   readonly upstreamErrors: Counter<'kind'>;
+  readonly authorizationDenied: Counter<'route' | 'reason'>;
+  readonly quarantineEntries: Gauge<'source'>;
+  readonly quarantineLoads: Counter<'result'>;
   readonly reloads: Counter<'result'>;
   readonly reloadLastSuccess: Gauge;
   readonly logsSuppressed: Counter<'event'>;
@@ -60,7 +63,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     }),
     connectionsClosed: new Counter({
       name: 'mtls_connections_closed_total',
-      help: 'Verified client connections the sidecar closed after their handshake, by reason: expired (a certificate of the path expired), revoked (one was revoked since), revocation_unknown (its status became unknown under onUnknown: fail-closed) or untrusted (a CA of the path was removed from the bundle by a reload).',
+      help: 'Verified client connections the sidecar closed after their handshake, by reason: expired (a certificate of the path expired), revoked (one was revoked since), revocation_unknown (its status became unknown under onUnknown: fail-closed) untrusted (a CA of the path was removed from the bundle by a reload) or quarantined (the device was put in quarantine).',
       labelNames: ['reason'],
       registers: r,
     }),
@@ -112,6 +115,14 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     }),
     requestDuration: new Histogram({ name: 'mtls_request_duration_seconds', help: 'Whole request time as the client sees it (after the handshake).', labelNames: ['route', 'method'], buckets: LATENCY_BUCKETS, registers: r }),
     upstreamDuration: new Histogram({ name: 'mtls_upstream_duration_seconds', help: 'Time to the upstream\'s response headers.', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: r }),
+    authorizationDenied: new Counter({
+      name: 'mtls_authorization_denied_total',
+      help: 'Requests and upgrades refused by authorization, by route (the rule\'s name; default when none matched) and reason (not_authorized, quarantined).',
+      labelNames: ['route', 'reason'],
+      registers: r,
+    }),
+    quarantineEntries: new Gauge({ name: 'mtls_quarantine_entries', help: 'Quarantine entries in force, by source (file, api; the largest over workers).', labelNames: ['source'], aggregator: 'max', registers: r }),
+    quarantineLoads: new Counter({ name: 'mtls_quarantine_loads_total', help: 'Reads of quarantine.file that changed its content, by result (success, or failure: the previous entries stay).', labelNames: ['result'], registers: r }),
     upstreamErrors: new Counter({ name: 'mtls_upstream_errors_total', help: 'Upstream failures by kind (refused, reset, timeout, tls, dns, other).', labelNames: ['kind'], registers: r }),
     reloads: new Counter({ name: 'mtls_reloads_total', help: 'Certificate/config reloads by result (success/failure).', labelNames: ['result'], registers: r }),
     reloadLastSuccess: new Gauge({ name: 'mtls_reload_last_success_timestamp_seconds', help: 'Unix time of the last successful reload (or of start-up; the oldest over workers).', aggregator: 'min', registers: r }),

@@ -1,10 +1,12 @@
 /**
- * The admin listener: `/metrics`, `/healthz`, `/readyz`, and nothing else. It is a separate plain
- * HTTP listener, never the mTLS data port, so a device can never scrape metrics or flip probes,
- * and Prometheus/kubelet need no client certificate.
+ * The admin listener: `/metrics`, `/healthz`, `/readyz`, and — only with a token configured — the
+ * quarantine endpoints (quarantine-api.ts). It is a separate plain HTTP listener, never the mTLS
+ * data port, so a device can never scrape metrics or flip probes, and Prometheus/kubelet need no
+ * client certificate.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { handleQuarantine, QUARANTINE_PATH, type QuarantineApi } from './quarantine-api.js';
 
 /** Where the exposition comes from: one registry, or the primary's aggregate of all workers. */
 export interface MetricsSource {
@@ -26,6 +28,10 @@ export interface AdminServerOptions {
    * listed under `degraded` in `/readyz` without making it fail. Never gates traffic.
    */
   readonly degraded?: () => Readonly<Record<string, string>>;
+  /** The quarantine endpoints' target; they are off unless `tokenSha256` is set too. */
+  readonly quarantine?: QuarantineApi | undefined;
+  /** SHA-256 of the admin token (see quarantine-api.ts `tokenDigest`). */
+  readonly tokenSha256?: Buffer | undefined;
 }
 
 export interface AdminServer {
@@ -37,7 +43,11 @@ export interface AdminServer {
 /** Starts the admin listener. Async; rejects if the port cannot be bound. */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '').split('?')[0];
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    if (path === QUARANTINE_PATH || path.startsWith(`${QUARANTINE_PATH}/`)) {
+      handleQuarantine(req, res, path, options.quarantine, options.tokenSha256);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;

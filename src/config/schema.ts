@@ -8,6 +8,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { bool, int } from './fields.js';
+import { authorizationSchema, quarantineSchema } from './authorization-schema.js';
 import { revocationSchema } from './revocation-schema.js';
 
 const filePath = () => z.string().min(1, 'must be a file path');
@@ -184,6 +185,9 @@ const adminSchema = z.strictObject({
   enabled: bool().default(true),
   host: z.string().min(1).default('0.0.0.0').describe('address to bind (all interfaces by default, so Prometheus can scrape the pod)'),
   port: int(0, 65535).default(9090).describe('TCP port'),
+  tokenFile: filePath()
+    .optional()
+    .describe('file holding the bearer token (>= 32 characters) that the quarantine endpoints require; without it they are off'),
 });
 
 const workersSchema = z.union([z.literal('auto'), int(1, 256)]);
@@ -208,6 +212,10 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}).describe('bounds on what a client may hold or send'),
   admin: adminSchema.prefault({}).describe('the admin listener: /metrics, /healthz, /readyz (plain HTTP, keep it off the public network)'),
   log: logSchema.prefault({}).describe('logging (JSON lines on stdout)'),
+  authorization: authorizationSchema
+    .optional()
+    .describe('who may call which route; absent: every client the CA bundle and revocation accept may call every path (no route rules)'),
+  quarantine: quarantineSchema.prefault({}).describe('devices refused everywhere, their open connections closed, without revoking their certificates'),
   revocation: revocationSchema.prefault({}).describe('revocation of client certificates (CRL, OCSP); on by default and failing closed'),
   reload: reloadSchema.prefault({}).describe('hot reload of tls.cert, tls.key and clientAuth.caBundle'),
   shutdown: shutdownSchema.prefault({}).describe('graceful shutdown on SIGTERM/SIGINT'),
@@ -225,6 +233,7 @@ export type LimitsOptions = SidecarConfig['limits'];
 export type AdminOptions = SidecarConfig['admin'];
 export type LogOptions = SidecarConfig['log'];
 export type RevocationOptions = SidecarConfig['revocation'];
+export type { AuthorizationOptions, QuarantineOptions } from './authorization-schema.js';
 
 /** The dotted paths of every field that names a file, resolved against the config file's folder. */
-export const FILE_PATH_FIELDS: readonly string[] = ['tls.cert', 'tls.key', 'clientAuth.caBundle', 'upstream.ca', 'revocation.crl.files'];
+export const FILE_PATH_FIELDS: readonly string[] = ['tls.cert', 'tls.key', 'clientAuth.caBundle', 'upstream.ca', 'revocation.crl.files', 'quarantine.file', 'admin.tokenFile'];

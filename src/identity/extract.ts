@@ -3,7 +3,7 @@
  * verifier caches them by fingerprint), never per request.
  */
 import type { X509Certificate } from 'node:crypto';
-import { formatRfc4514, parseSubjectAltName, serialHexOfCertificate } from '../pki/index.js';
+import { certificatePolicyOids, formatRfc4514, nameAttributes, parseCertificate, parseSubjectAltName, serialHexOfCertificate } from '../pki/index.js';
 
 /** How to pick the device id: the first source that matches wins. */
 export type DeviceIdRule =
@@ -30,6 +30,36 @@ export interface CertIdentity {
   readonly leafDer: Buffer;
   /** The CA certificates above the leaf, nearest first, the trust anchor excluded. */
   readonly chainDer: readonly Buffer[];
+  /** The subject's attributes the authorization policy matches on, each in certificate order (usually one each). */
+  readonly subjectFields: SubjectFields;
+  /**
+   * Every CA of the verified path above the leaf, nearest first, the trust anchor included: lower-case
+   * hex SHA-256 of each DER, and each subject in RFC 4514. For "devices of CA X" rules.
+   */
+  readonly caFingerprintsSha256: readonly string[];
+  readonly caSubjects: readonly string[];
+  /** The certificate policy OIDs of the client certificate, dotted. */
+  readonly policyOids: readonly string[];
+}
+
+/** Subject attributes as text (UTF-8 decoded, unescaped). */
+export interface SubjectFields {
+  readonly cn: readonly string[];
+  readonly ou: readonly string[];
+  readonly o: readonly string[];
+}
+
+/** The CN, OU and O values of a Node multi-line subject. Throws (from pki) on text not in Node's format. */
+function subjectFieldsOf(nodeSubject: string): SubjectFields {
+  const cn: string[] = [];
+  const ou: string[] = [];
+  const o: string[] = [];
+  for (const { type, value } of nameAttributes(nodeSubject)) {
+    if (type === 'CN') cn.push(value);
+    else if (type === 'OU') ou.push(value);
+    else if (type === 'O') o.push(value);
+  }
+  return Object.freeze({ cn: Object.freeze(cn), ou: Object.freeze(ou), o: Object.freeze(o) });
 }
 
 /** The CN of a Node multi-line subject, if exactly findable. */
@@ -69,8 +99,9 @@ export function pickDeviceId(
 }
 
 /**
- * Extracts the identity of `leaf`. Pure apart from hashing; returns `undefined` when no rule
- * yields a device id (the verifier turns that into `no_device_id`).
+ * Extracts the identity of `leaf`; `chainAboveLeaf` is the verified path above it, nearest first
+ * (the anchor may be included). Pure apart from hashing; returns `undefined` when no rule yields a
+ * device id (the verifier turns that into `no_device_id`); throws (from pki) on names it cannot read.
  */
 export function extractIdentity(
   leaf: X509Certificate,
@@ -96,5 +127,9 @@ export function extractIdentity(
     sanDns: Object.freeze([...san.dns]),
     leafDer: leaf.raw,
     chainDer: Object.freeze(intermediates.map((c) => c.raw)),
+    subjectFields: subjectFieldsOf(leaf.subject),
+    caFingerprintsSha256: Object.freeze(chainAboveLeaf.map((c) => c.fingerprint256.replace(/:/g, '').toLowerCase())),
+    caSubjects: Object.freeze(chainAboveLeaf.map((c) => formatRfc4514(c.subject))),
+    policyOids: Object.freeze(certificatePolicyOids(parseCertificate(leaf.raw))),
   });
 }

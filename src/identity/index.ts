@@ -1,4 +1,4 @@
-export { extractIdentity, pickDeviceId, type CertIdentity, type DeviceIdRule } from './extract.js';
+export { extractIdentity, pickDeviceId, type CertIdentity, type DeviceIdRule, type SubjectFields } from './extract.js';
 export {
   compileHeaderPlan,
   normalizeHeaderName,

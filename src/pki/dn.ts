@@ -49,6 +49,23 @@ export function formatRfc4514(nodeName: string | undefined): string {
     .join(',');
 }
 
+/** One attribute of a name: its type as Node prints it (`CN`, `OU`, `O`, or a dotted OID) and its value as text. */
+export interface NameAttribute {
+  readonly type: string;
+  readonly value: string;
+}
+
+/**
+ * The attributes of a name as Node prints it (see {@link formatRfc4514}), in certificate order,
+ * each value unescaped and decoded as UTF-8 (invalid bytes become U+FFFD, so a value that is not
+ * text can never equal one an operator wrote). For matching on subject fields without parsing
+ * RFC 4514 again. Pure; throws the same `SidecarError` as formatRfc4514 on text not in Node's format.
+ */
+export function nameAttributes(nodeName: string | undefined): NameAttribute[] {
+  if (nodeName === undefined || nodeName === '') return [];
+  return nodeName.split('\n').flatMap((line) => parseRdn(line).map((ava) => ({ type: ava.type, value: Buffer.from(ava.value).toString('utf8') })));
+}
+
 // OpenSSL escapes every "+" in a value and every control byte, so an unescaped " + " always
 // separates AVAs and a raw "\n" always separates RDNs; escapes are consumed left to right so
 // that an escaped backslash or space next to a separator is read correctly.

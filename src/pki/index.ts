@@ -13,7 +13,7 @@ export {
   type IssuedCertificate,
   type KeyAlgorithm,
 } from './issue.js';
-export { escapeRdnValue, formatRfc4514 } from './dn.js';
+export { escapeRdnValue, formatRfc4514, nameAttributes, type NameAttribute } from './dn.js';
 export { formatIpv6, parseSubjectAltName } from './san.js';
 export { encodeHeaderToken, quoteXfccValue, sfBinary } from './header-encoding.js';
 export { createPkcs12 } from './pkcs12.js';
@@ -23,6 +23,7 @@ export { CA_REVOCATION_REASONS, CRL_REASON_CODES, type CaRevocationReason, type 
 export {
   KEY_USAGE,
   OID,
+  certificatePolicyOids,
   crlDistributionPointUrls,
   extendedKeyUsages,
   keyUsageAllows,

@@ -91,6 +91,8 @@ export interface CertificateSpec {
    * revocation of this (delegated OCSP signer) certificate. Meant for short-lived signers only.
    */
   readonly ocspNoCheck?: boolean;
+  /** Certificate policy OIDs (certificatePolicies, non-critical), e.g. for authorization rules. */
+  readonly policies?: readonly string[];
 }
 
 /** An issued certificate in the forms callers need. */
@@ -138,6 +140,7 @@ export async function issueCertificate(spec: CertificateSpec): Promise<IssuedCer
   if (names.length) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   if (spec.crlDistributionPoints?.length) extensions.push(new x509.CRLDistributionPointsExtension([...spec.crlDistributionPoints]));
   if (spec.ocspUrls?.length) extensions.push(new x509.AuthorityInfoAccessExtension({ ocsp: [...spec.ocspUrls] }));
+  if (spec.policies?.length) extensions.push(new x509.CertificatePolicyExtension([...spec.policies], false));
   if (spec.ocspNoCheck) extensions.push(new x509.Extension(OCSP_NOCHECK_OID, false, DER_NULL));
 
   const certificate = await x509.X509CertificateGenerator.create(

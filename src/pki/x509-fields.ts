@@ -113,6 +113,7 @@ export const OID = {
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
   accessOcsp: '1.3.6.1.5.5.7.48.1',
   kpOcspSigning: '1.3.6.1.5.5.7.3.9',
+  certificatePolicies: '2.5.29.32',
 } as const;
 
 /** KeyUsage bit numbers (RFC 5280 §4.2.1.3). */
@@ -159,6 +160,20 @@ export function extendedKeyUsages(cert: CertFields): string[] | undefined {
   const ext = cert.extensions.get(OID.extKeyUsage);
   if (ext === undefined) return undefined;
   return childrenOf(ext.value, extensionRoot(ext.value)).map((oid) => readOid(ext.value, oid));
+}
+
+/**
+ * The certificate policy OIDs (RFC 5280 §4.2.1.4: each PolicyInformation's policyIdentifier), in
+ * certificate order; `[]` when the extension is absent. Sync; throws `SidecarError` ERR_PKI
+ * (fault 'der') when it is malformed, so unreadable policies are never taken for none.
+ */
+export function certificatePolicyOids(cert: CertFields): string[] {
+  const ext = cert.extensions.get(OID.certificatePolicies);
+  if (ext === undefined) return [];
+  return childrenOf(ext.value, extensionRoot(ext.value)).map((info) => {
+    const id = childrenOf(ext.value, expectTag(info, TAG.SEQUENCE, 'PolicyInformation'))[0];
+    return readOid(ext.value, expectTag(id, TAG.OID, 'policyIdentifier'));
+  });
 }
 
 /** True if the KeyUsage extension is absent or asserts `bit` (absent means "any", RFC 5280). */

@@ -1,8 +1,10 @@
 /**
- * The per-connection and per-request path: verify (once per connection) → strip and set headers →
- * forward. It is the same for plain requests and upgrades, and nothing is forwarded from a
- * connection until its verdict is known and `ok`, while its certificate is still valid, and for a
- * request-target that stays under the upstream base path. Metrics and logs go through the observer.
+ * The per-connection and per-request path: verify (once per connection) → quarantine → authorize
+ * (route rules on the normalised path) → strip and set headers → forward. It is the same for plain
+ * requests and upgrades, and nothing is forwarded from a connection until its verdict is known and
+ * `ok`, while its certificate is still valid, for a device not quarantined, for a request-target
+ * that stays under the upstream base path and that the route rules allow. Metrics and logs go
+ * through the observer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
@@ -10,12 +12,13 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { HeaderPlan, RenderedHeaders } from '../identity/index.js';
+import type { CertIdentity, HeaderPlan, RenderedHeaders } from '../identity/index.js';
+import { DEFAULT_ROUTE, type Authorizer } from '../policy/index.js';
 import { reasonForTlsClientError, type FailureReason, type PeerVerifier, type Verdict, type VerifiedIdentity } from '../verify/index.js';
 import { compileUpstreamHeaders, type ForwardedMode } from './upstream-headers.js';
 import type { Forwarder, UpstreamErrorKind } from './forwarder.js';
 import { pathOf, reportRawAnswer, startFlight, type RequestInFlight, type UpstreamAnswer } from './request-in-flight.js';
-import { isForwardableTarget } from './request-target.js';
+import { BAD_TARGET, createAdmission, NOT_AUTHORIZED, QUARANTINED } from './admission.js';
 import { writeRawJsonError } from './responses.js';
 import type { PipelineObserver } from './telemetry.js';
 import type { ClientAddressOf } from './client-address.js';
@@ -34,6 +37,13 @@ export interface PipelineOptions {
   readonly observer: PipelineObserver;
   /** The client's address for X-Forwarded-For (default: the TCP peer; the PROXY protocol front's otherwise). */
   readonly clientAddressOf?: ClientAddressOf | undefined;
+  /**
+   * Route rules, judged on the normalised path that is then forwarded. Undefined: every verified
+   * request is forwarded, its target as sent (the behaviour without `authorization`).
+   */
+  readonly authorizer?: Authorizer | undefined;
+  /** Devices refused on every request; their connections are closed by whoever changes the list. */
+  readonly quarantine?: { has(identity: CertIdentity): boolean } | undefined;
 }
 
 /** Handles for the composition root. */
@@ -51,7 +61,6 @@ const NO_VERDICT: Verdict = Object.freeze({ ok: false, reason: 'tls_error', deta
 const VERIFICATION_FAILED: Verdict = Object.freeze({ ok: false, reason: 'tls_error', detail: 'verification failed' });
 /** The verdict of a connection once its certificate expired while it was open. */
 const EXPIRED: Verdict = Object.freeze({ ok: false, reason: 'expired', detail: 'client certificate expired during the connection' });
-const BAD_TARGET = Object.freeze({ error: 'bad_request_target', reason: 'not an origin-form path without dot segments' });
 const UPGRADE_NOT_ALLOWED = Object.freeze({ error: 'upgrade_not_allowed', reason: 'only websocket upgrades are forwarded' });
 /** A refused request has no identity to add upstream; its head is read only for its ids and the access line. */
 const NO_IDENTITY: RenderedHeaders = [];
@@ -73,6 +82,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
   const states = new WeakMap<TLSSocket, ConnectionState>();
   const verified = new Set<TLSSocket>();
   const acceptedAt = new Map<string, bigint>();
+  const admit = createAdmission(options);
   const upstreamHeaders = compileUpstreamHeaders({
     strip: plan.strip,
     forwarded: options.forwardedHeaders,
@@ -209,7 +219,18 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     if (res.destroyed) return; // the client left while its verdict was pending
     const head = upstreamHeaders(req.rawHeaders, socket, verdict.identity.headers, false);
     flight.head = head;
-    if (!isForwardableTarget(req.url)) return flight.answer(400, BAD_TARGET, 'BT');
+    const admitted = admit(verdict.identity, req);
+    // A quarantined device gets one answer and loses the connection: it has nothing left to call.
+    if ('error' in admitted) return admitted === QUARANTINED ? flight.answer(403, QUARANTINED, 'QD', true) : flight.answer(400, BAD_TARGET, 'BT');
+    flight.route = admitted.route;
+    if (!admitted.allowed) {
+      // `http`: the connection stays usable for the routes this identity may call.
+      if (admitted.route.failureMode === 'http') return flight.answer(403, NOT_AUTHORIZED, 'AD');
+      flight.flags = 'AD';
+      res.statusCode = 403; // what the request record reports
+      socket.destroy();
+      return;
+    }
     flight.handle = forwarder.web(req, res, head, flight);
   }
 
@@ -228,10 +249,24 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
         return;
       }
       const upstreamHead = upstreamHeaders(req.rawHeaders, tlsSocket, verdict.identity.headers, true);
-      const refusal = !isForwardableTarget(req.url) ? BAD_TARGET : !isWebSocketUpgrade(req.headers.upgrade) ? UPGRADE_NOT_ALLOWED : undefined;
+      const admitted = admit(verdict.identity, req);
+      if (admitted === QUARANTINED) {
+        writeRawJsonError(socket, 403, QUARANTINED, upstreamHead.requestId);
+        reportRawAnswer(observer, req, 403, verdict.identity, upstreamHead, 'QD');
+        tlsSocket.destroy();
+        return;
+      }
+      const route = 'error' in admitted ? DEFAULT_ROUTE : admitted.route;
+      if (!('error' in admitted) && !admitted.allowed) {
+        if (route.failureMode === 'http') writeRawJsonError(socket, 403, NOT_AUTHORIZED, upstreamHead.requestId);
+        else socket.destroy();
+        reportRawAnswer(observer, req, 403, verdict.identity, upstreamHead, 'AD', route);
+        return;
+      }
+      const refusal = 'error' in admitted ? BAD_TARGET : !isWebSocketUpgrade(req.headers.upgrade) ? UPGRADE_NOT_ALLOWED : undefined;
       if (refusal !== undefined) {
         writeRawJsonError(socket, 400, refusal, upstreamHead.requestId);
-        reportRawAnswer(observer, req, 400, verdict.identity, upstreamHead, refusal === BAD_TARGET ? 'BT' : 'BU');
+        reportRawAnswer(observer, req, 400, verdict.identity, upstreamHead, refusal === BAD_TARGET ? 'BT' : 'BU', route);
         return;
       }
       closeAtDeadline(tlsSocket, verdict.identity);

@@ -4,15 +4,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { DEFAULT_ROUTE, type Route } from '../policy/index.js';
 import type { VerifiedIdentity } from '../verify/index.js';
 import type { ForwardHandle, ForwardHooks, UpstreamErrorKind } from './forwarder.js';
 import { upstreamFlag, type ResponseFlag } from './response-flags.js';
 import { sendJsonError } from './responses.js';
 import type { PipelineObserver } from './telemetry.js';
 import type { UpstreamHead } from './upstream-headers.js';
-
-/** One route until per-route policy exists; the metric label is already in place for it. */
-const ROUTE = 'default';
 
 /** The status and JSON body the sidecar answers an upstream failure with. */
 export interface UpstreamAnswer {
@@ -41,9 +39,10 @@ export function reportRawAnswer(
   identity: VerifiedIdentity | undefined,
   head: UpstreamHead,
   flags: ResponseFlag,
+  route: Route = DEFAULT_ROUTE,
 ): void {
   observer.requestDone?.({
-    route: ROUTE,
+    route: route.name,
     method: req.method ?? '',
     path: pathOf(req),
     httpVersion: req.httpVersion,
@@ -86,6 +85,8 @@ function onResponseClosed(this: FlightCarrier): void {
 export class RequestInFlight implements ForwardHooks {
   readonly started = performance.now();
   identity: VerifiedIdentity | undefined;
+  /** The route rule the request matched (its name is the metric label); DEFAULT_ROUTE until authorized, or without rules. */
+  route: Route = DEFAULT_ROUTE;
   /** The request's ids and what the access line says of its head; set once the pipeline read it. */
   head: UpstreamHead | undefined;
   /** Why the request did not get the upstream's complete answer, once known; see response-flags.ts. */
@@ -130,7 +131,7 @@ export class RequestInFlight implements ForwardHooks {
     const completed = res.writableFinished;
     if (!completed) handle?.cancel();
     this.observer.requestDone?.({
-      route: ROUTE,
+      route: this.route.name,
       method: req.method ?? '',
       path: pathOf(req),
       httpVersion: req.httpVersion,

@@ -44,3 +44,69 @@ export function isForwardableTarget(url: string | undefined): boolean {
   if (QUIRK_ESCAPE.test(path)) return false;
   return !DOT_SEGMENT.test(path.replace(ENCODED_DOT, '.').replace(ENCODED_SEMICOLON, ';').replace(SEPARATOR_READINGS, '/'));
 }
+
+/** A request-target ready for route rules: what is judged, and what is forwarded. */
+export interface NormalizedTarget {
+  /**
+   * The decoded path (no query) that route rules judge: every `%XX` decoded as UTF-8, empty
+   * segments merged. The upstream's own decoding of {@link url} gives this same path.
+   */
+  readonly path: string;
+  /** The target to forward instead of the client's: unreserved characters decoded, other escapes upper-cased, `//` merged, the query as sent. */
+  readonly url: string;
+}
+
+/** Anything that needs more than a copy: an escape, a backslash, a dot, an empty segment, a byte outside printable ASCII. */
+const NEEDS_NORMALIZING = /[%\\.]|\/\/|[^\x21-\x7e]/;
+/** Readings that could make a separator or that ordinary clients never send: refused. */
+const REFUSED_FOR_RULES = /\\|%2f|%5c|%7f|%(?![0-9A-Fa-f]{2})|[^\x21-\x7e]/i;
+const ESCAPE = /%([0-9A-Fa-f]{2})/g;
+/** RFC 3986 §2.3 unreserved: decoding these changes no URI's meaning. */
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+const MERGE_SLASHES = /\/{2,}/g;
+
+/** `%61` → `a` (unreserved), `%3f` → `%3F` (anything else stays escaped, in upper case). */
+function normalizeEscape(escape: string, hex: string): string {
+  const c = String.fromCharCode(Number.parseInt(hex, 16));
+  return UNRESERVED.test(c) ? c : escape.toUpperCase();
+}
+
+/**
+ * Normalises `url` for route rules, or refuses it (`undefined`, answered 400 `bad_request_target`
+ * like {@link isForwardableTarget}'s refusals, which it includes). Why both a judged and a
+ * forwarded form: rules must see what the upstream will see, whichever of the equivalent spellings
+ * the client chose (`/%61dmin` is `/admin`), and the upstream must receive only a spelling whose
+ * every standard decoding is the judged path. So:
+ * - `%XX` is decoded for judging (invalid UTF-8 is refused); in the forwarded form only the
+ *   unreserved characters are decoded, the rest stay escaped (`%3F` must not become a query);
+ * - `%2f`, `%5c` and `\` are refused: whether an encoded slash separates segments depends on the
+ *   upstream, so no single judged path would be true for every upstream (Envoy can refuse them
+ *   too); so are `%7f`, a `%` not followed by two hex digits, raw bytes outside printable ASCII,
+ *   and {@link isForwardableTarget}'s quirk escapes (`%25`, controls, `%u`, overlong UTF-8);
+ * - a dot segment after decoding (`/%2e%2e/`, `/./`, `/..;x/`) is refused, never resolved;
+ * - `//` is merged into `/` in both forms, so the rule that judged `/admin` also sees what an
+ *   upstream that does not merge slashes receives;
+ * - case is kept: rules compare case-sensitively unless one says `ignoreCase` (paths are
+ *   case-sensitive in HTTP; folding them here would change what a case-sensitive upstream gets).
+ * Pure; never throws; for a path without `%`, `\`, `.`, `//` or non-ASCII it costs one regex test.
+ */
+export function normalizeTarget(url: string | undefined): NormalizedTarget | undefined {
+  if (url === undefined || url.charCodeAt(0) !== 0x2f /* '/' */) return undefined;
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  if (!NEEDS_NORMALIZING.test(path)) return { path, url };
+  if (QUIRK_ESCAPE.test(path) || REFUSED_FOR_RULES.test(path)) return undefined;
+  const escaped = path.includes('%');
+  let forwarded = escaped ? path.replace(ESCAPE, normalizeEscape) : path;
+  if (forwarded.includes('//')) forwarded = forwarded.replace(MERGE_SLASHES, '/');
+  let judged = forwarded;
+  if (escaped) {
+    try {
+      judged = decodeURIComponent(forwarded); // throws on invalid UTF-8 (overlong forms included)
+    } catch {
+      return undefined;
+    }
+  }
+  if (DOT_SEGMENT.test(judged)) return undefined;
+  return { path: judged, url: forwarded === path ? url : q === -1 ? forwarded : forwarded + url.slice(q) };
+}

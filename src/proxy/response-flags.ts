@@ -24,7 +24,11 @@ export type ResponseFlag =
   /** Bad request-target: not origin-form, or a dot segment in some reading (400). */
   | 'BT'
   /** An upgrade to anything but WebSocket (400). */
-  | 'BU';
+  | 'BU'
+  /** Authorization denied: the route's rules do not allow this identity (403 `not_authorized`, or closed under the route's `failureMode: reject`). */
+  | 'AD'
+  /** The device is quarantined (403 `quarantined`, then the connection is closed). */
+  | 'QD';
 
 /** The flag of an upstream failure. Pure. */
 export function upstreamFlag(kind: UpstreamErrorKind, err: Error): ResponseFlag {

@@ -155,6 +155,14 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
       m.requests.inc({ route: r.route, method, status_class: statusClass(r.status) });
       m.requestDuration.observe({ route: r.route, method }, r.seconds);
       if (r.upstreamSeconds !== undefined) m.upstreamDuration.observe({ route: r.route }, r.upstreamSeconds);
+      if (r.flags === 'AD' || r.flags === 'QD') {
+        const reason = r.flags === 'AD' ? 'not_authorized' : 'quarantined';
+        m.authorizationDenied.inc({ route: r.route, reason });
+        // Also without the access log: an operator must see who was refused where (rate-limited, a device can cause it in bulk).
+        if (limiter.allow('authorization_denied', reason)) {
+          logger.warn({ event: 'authorization_denied', reason, route: r.route, deviceId: r.identity?.deviceId, fingerprint: r.identity?.fingerprintSha256, method: r.method, path: r.path, requestId: r.requestId }, 'request refused by authorization');
+        }
+      }
       if (!options.accessLog) return;
       // The field list is the README's access-log table; keep the two in step.
       logger.info(
@@ -166,6 +174,7 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
           fingerprint: r.identity?.fingerprintSha256,
           method: r.method,
           path: r.path,
+          route: r.route,
           protocol: `HTTP/${r.httpVersion}`,
           host: bounded(r.host),
           userAgent: bounded(r.userAgent),

@@ -6,6 +6,7 @@ import type { Server } from 'node:https';
 import type { ReadinessCheck } from '../admin/index.js';
 import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
+import type { QuarantineEntry } from '../policy/index.js';
 
 /** A started sidecar. */
 export interface RunningSidecar {
@@ -21,6 +22,8 @@ export interface RunningSidecar {
   readonly readiness: Readonly<Record<string, ReadinessCheck>>;
   /** What works worse than configured now (e.g. `revocationFeed`), for `/readyz`'s `degraded`; never gates. */
   degraded(): Record<string, string>;
+  /** Replaces the quarantine's API entries (a worker, from the primary); closes the connections of added devices. Never throws. */
+  replaceQuarantineApiEntries(entries: readonly QuarantineEntry[]): void;
   /** Takes another worker's path hint. Never throws; a no-op without `publishPathHint`. */
   receivePathHint(leafFingerprint: string, ders: readonly Buffer[]): void;
   /** Re-reads the TLS material now (SIGHUP). Never throws: a failure keeps the old material. */

@@ -11,6 +11,7 @@ import type { SidecarConfig } from '../config/index.js';
 import { compileHeaderPlan } from '../identity/index.js';
 import { createLogger, createLogLimiter } from '../logging.js';
 import { createMetrics } from '../metrics.js';
+import { compileAuthorizer } from '../policy/index.js';
 import { attachPipeline, createForwarder, createTelemetry, peerAddressOf, type Pipeline } from '../proxy/index.js';
 import { createDataServer, loadTlsMaterial } from '../tls/index.js';
 import { createPeerVerifier } from '../verify/index.js';
@@ -19,6 +20,7 @@ import { createRevocationEnforcement } from './enforce-revocation.js';
 import { dataListenerUrl, listen, listenAdmin } from './listen.js';
 import { createPathHintStore } from './path-hints.js';
 import { createProxyProtocolFront } from './proxy-protocol-front.js';
+import { createQuarantineControl, readAdminToken } from './quarantine.js';
 import { createServingMaterial } from './serving-material.js';
 import type { RunningSidecar, StartOptions } from './running-sidecar.js';
 import { closeConnectionsOfRemovedCas, createTrustOwner } from './trust-owner.js';
@@ -45,6 +47,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     deviceIdRules: config.identity.deviceId,
     renderHeaders: plan.render,
   });
+  // Compiled once; absent `authorization` means no rules at all (every verified request passes).
+  const authorizer = config.authorization ? compileAuthorizer(config.authorization) : undefined;
+  const adminToken = config.admin.enabled && options.admin !== false ? readAdminToken(config.admin.tokenFile) : undefined;
+  const quarantine = createQuarantineControl({ file: config.quarantine.file, intervalMs: config.reload.intervalSeconds * 1000, logger, metrics, pipeline: () => pipeline });
   const forwarder = createForwarder({ ...config.upstream, caPem: config.upstream.ca ? readUpstreamCa(config.upstream.ca) : undefined });
   const limiter = createLogLimiter({
     ...config.log.rateLimit,
@@ -71,11 +77,16 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     logger,
     observer: createTelemetry({ metrics, logger, limiter, accessLog: config.log.accessLog, clientAddressOf }),
     clientAddressOf,
+    authorizer,
+    quarantine: quarantine.lookup,
   });
   revocation?.enforceOn(pipeline);
   let admin: AdminServer | undefined;
   const drain = createDrain(server, front, logger, {
-    stopping: () => serving.stop(),
+    stopping: () => {
+      serving.stop();
+      quarantine.stop();
+    },
     async stopped() {
       forwarder.close();
       limiter.stop();
@@ -100,7 +111,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   };
   if (config.admin.enabled && options.admin !== false) {
     const metricsSource = { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() };
-    admin = await listenAdmin({ host: config.admin.host, port: config.admin.port, metrics: metricsSource, readiness, degraded }).catch((err: unknown) => {
+    admin = await listenAdmin({ host: config.admin.host, port: config.admin.port, metrics: metricsSource, readiness, degraded, quarantine, tokenSha256: adminToken }).catch((err: unknown) => {
       acceptor.close();
       throw err;
     });
@@ -119,7 +130,11 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     readiness,
     degraded,
     receivePathHint: (leafFingerprint, ders) => hints?.receive(leafFingerprint, ders),
-    reload: (trigger = 'signal') => serving.reload(trigger),
+    replaceQuarantineApiEntries: (entries) => quarantine.replaceApiEntries(entries),
+    reload: (trigger = 'signal') => {
+      serving.reload(trigger);
+      quarantine.reload(trigger);
+    },
     get draining() {
       return drain.draining;
     },

@@ -14,12 +14,16 @@ import type { ReadinessCheck } from '../admin/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { handleSignals } from '../lifecycle.js';
 import { createLogger } from '../logging.js';
+import type { QuarantineEntry } from '../policy/index.js';
 import { listenAdmin } from './listen.js';
+import { createQuarantineControl, readAdminToken } from './quarantine.js';
 import { startSidecar } from './start-sidecar.js';
 
 /** A path hint on the wire: a leaf's fingerprint and the base64 DER of its client-sent intermediates. */
 type PathHintMessage = { type: 'path-hint'; leaf: string; ders: string[] };
-type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage;
+/** The quarantine's API entries, which the primary holds (they outlive any one worker). */
+type QuarantineMessage = { type: 'quarantine'; entries: QuarantineEntry[] };
+type ToWorker = { type: 'init'; ticketKeys: string; quarantine: QuarantineMessage['entries'] } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage | QuarantineMessage;
 /** A worker's readiness checks, sent when listening and whenever one changes. */
 type ReadinessMessage = { type: 'readiness'; checks: Record<string, boolean>; degraded: Record<string, string> };
 type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage | ReadinessMessage;
@@ -29,10 +33,22 @@ const READINESS_POLL_MS = 1_000;
 
 /** Runs this process as a cluster worker: the sidecar, told by the primary. Resolves with the exit code once drained. */
 export async function runWorker(config: SidecarConfig): Promise<number> {
+  // Quarantine entries from the primary, kept from the init on: one sent while the sidecar is
+  // still starting (loading CRLs can take seconds) must not be lost, or this worker would serve a
+  // device every other worker refuses.
+  let quarantine: QuarantineEntry[] = [];
+  let started: { replaceQuarantineApiEntries(entries: readonly QuarantineEntry[]): void } | undefined;
+  const onQuarantine = (m: ToWorker) => {
+    if (m.type !== 'quarantine') return;
+    quarantine = m.entries;
+    started?.replaceQuarantineApiEntries(quarantine);
+  };
   const init = await new Promise<Extract<ToWorker, { type: 'init' }>>((resolve) => {
     const onMessage = (m: ToWorker) => {
       if (m.type !== 'init') return;
       process.off('message', onMessage);
+      quarantine = m.quarantine;
+      process.on('message', onQuarantine);
       resolve(m);
     };
     process.on('message', onMessage);
@@ -44,6 +60,8 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
     admin: false,
     publishPathHint: (leaf, ders) => process.send?.({ type: 'path-hint', leaf, ders: ders.map((d) => d.toString('base64')) } satisfies ToPrimary),
   });
+  started = sidecar;
+  sidecar.replaceQuarantineApiEntries(quarantine);
   AggregatorRegistry.setRegistries([sidecar.metrics.registry]);
   // Constructing one is what installs prom-client's worker-side listener for the primary's requests.
   new AggregatorRegistry();
@@ -81,6 +99,18 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
 export async function runPrimary(config: SidecarConfig, n: number): Promise<number> {
   const logger = createLogger(config.log.level);
   const ticketKeys = randomBytes(48).toString('base64');
+  // The admin API's quarantine lives here, so its entries survive a worker's restart; the file is
+  // read here too (for listing) and by every worker (for its traffic).
+  const everyWorker = (m: ToWorker) => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(m);
+  };
+  const tokenSha256 = config.admin.enabled ? readAdminToken(config.admin.tokenFile) : undefined;
+  const quarantine = createQuarantineControl({
+    file: config.quarantine.file,
+    intervalMs: config.reload.intervalSeconds * 1000,
+    logger,
+    onApiChange: (entries) => everyWorker({ type: 'quarantine', entries }),
+  });
   const listening = new Set<Worker>();
   let draining = false;
   // Each worker's last readiness report. The primary's /readyz holds a check per name any worker
@@ -97,7 +127,7 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
   const fork = () => {
     const worker = cluster.fork();
     worker.on('message', (m: ToPrimary) => {
-      if (m.type === 'hello') worker.send({ type: 'init', ticketKeys } satisfies ToWorker);
+      if (m.type === 'hello') worker.send({ type: 'init', ticketKeys, quarantine: quarantine.list().api } satisfies ToWorker);
       if (m.type === 'listening') listening.add(worker);
       if (m.type === 'draining') listening.delete(worker);
       if (m.type === 'readiness') onReadiness(worker, m);
@@ -122,18 +152,20 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
         port: config.admin.port,
         metrics: { contentType: aggregator.contentType, collect: () => aggregator.clusterMetrics() },
         readiness,
+        quarantine,
+        tokenSha256,
         // A note any listening worker reports (the first one's wording).
         degraded: () => Object.assign({}, ...[...listening].reverse().map((w) => reports.get(w)?.degraded ?? {})) as Record<string, string>,
       })
     : undefined;
   logger.info({ event: 'primary', workers: n, admin: admin?.url }, `started ${n} workers`);
 
-  const everyWorker = (m: ToWorker) => {
-    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(m);
-  };
   await handleSignals(
     {
-      reload: () => everyWorker({ type: 'reload' }),
+      reload: () => {
+        quarantine.reload('SIGHUP');
+        everyWorker({ type: 'reload' });
+      },
       close: async () => {
         draining = true;
         everyWorker({ type: 'shutdown' });
@@ -142,6 +174,7 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
           await new Promise((r) => setTimeout(r, 50));
         }
         for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.kill('SIGKILL');
+        quarantine.stop();
         await admin?.close();
       },
     },

@@ -65,6 +65,21 @@ t.test('check-config: 2 when a certificate file is missing or the key does not m
   t.match(r2.stderr, 'clientAuth.caBundle /nonexistent/ca.pem does not exist');
 });
 
+t.test('check-config and serve: 2 for a bad quarantine file or admin token, naming the field', async (t) => {
+  const badList = config(`quarantine:\n  file: ${pki.write('q-bad.txt', 'device:ok\nfingerprint:123\n')}\n`);
+  for (const command of ['check-config', 'serve']) {
+    const r = await sidecar(command === 'serve' ? ['serve', '--config', badList] : ['check-config', badList]);
+    t.equal(r.code, 2, command);
+    t.match(r.stderr, /quarantine\.file .*q-bad\.txt: line 2: a fingerprint/, command);
+  }
+  const shortToken = config(`  tokenFile: ${pki.write('short-token', 'too-short')}\n`);
+  const r = await sidecar(['check-config', shortToken]);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /admin\.tokenFile .* at least 32 characters/);
+  const good = config(`  tokenFile: ${pki.write('good-token', 'x'.repeat(32))}\nquarantine:\n  file: ${pki.write('q-good.txt', '# none\n')}\n`);
+  t.equal((await sidecar(['check-config', good])).code, 0);
+});
+
 t.test('check-config: a missing config file is a clear error', async (t) => {
   const r = await sidecar(['check-config', '/nonexistent.yaml']);
   t.equal(r.code, 2);

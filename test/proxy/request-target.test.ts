@@ -1,6 +1,6 @@
-// isForwardableTarget, table-driven: which request-targets may be joined to the upstream base path.
+// isForwardableTarget and normalizeTarget, table-driven: which request-targets may be joined to the upstream base path.
 import t from 'tap';
-import { isForwardableTarget } from '../../src/proxy/request-target.js';
+import { isForwardableTarget, normalizeTarget } from '../../src/proxy/request-target.js';
 
 const FORWARDED = [
   '/',
@@ -64,4 +64,49 @@ t.test('origin-form targets without dot segments are forwarded', async (t) => {
 t.test('dot segments in any reading, and non-origin-form targets, are refused', async (t) => {
   for (const url of REFUSED) t.equal(isForwardableTarget(url), false, url);
   t.equal(isForwardableTarget(undefined), false, 'no target at all');
+});
+
+// normalizeTarget: what route rules judge, and what is forwarded instead of the client's spelling.
+
+t.test('normalizeTarget: equivalent spellings become the one path that is judged and forwarded', async (t) => {
+  const cases: Array<[target: string, judged: string, forwarded: string]> = [
+    ['/admin', '/admin', '/admin'],
+    ['/api/v1?x=1', '/api/v1', '/api/v1?x=1'],
+    ['/%61dmin', '/admin', '/admin'],
+    ['/%41DMIN', '/ADMIN', '/ADMIN'],
+    ['//admin', '/admin', '/admin'],
+    ['/a//b///c', '/a/b/c', '/a/b/c'],
+    ['/a%20b/%3f', '/a b/?', '/a%20b/%3F'],
+    ['/caf%c3%a9', '/café', '/caf%C3%A9'],
+    ['/a?next=/../admin&x=%2e', '/a', '/a?next=/../admin&x=%2e'],
+    ['/admin;x', '/admin;x', '/admin;x'],
+    ['/admin%3bx', '/admin;x', '/admin%3Bx'],
+    ['/a.b/.well-known/..x', '/a.b/.well-known/..x', '/a.b/.well-known/..x'],
+    ['/%7euser', '/~user', '/~user'],
+  ];
+  for (const [target, path, url] of cases) t.same(normalizeTarget(target), { path, url }, target);
+});
+
+t.test('normalizeTarget: bypass spellings are refused, never resolved', async (t) => {
+  const refused = [
+    ...REFUSED,
+    '/admin/../payments',
+    '/%2e%2e/',
+    '/admin%2f..',
+    '/admin%2F',
+    '/admin/.',
+    '/admin\\x',
+    '/admin%5cx',
+    '/%252e%252e/admin',
+    '/admin%',
+    '/admin%zz',
+    '/caf%c3',
+    '/a%7f',
+    '/a\u00e9',
+    '/a b',
+    '/admin/%2e',
+    '/admin/.%2E/x',
+    '/admin/..%3b/x',
+  ];
+  for (const target of refused) t.equal(normalizeTarget(target), undefined, target);
 });
