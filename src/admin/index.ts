@@ -1,1 +1,1 @@
-export { startAdminServer, type AdminServer, type AdminServerOptions, type MetricsSource, type ReadinessCheck } from './admin-server.js';
+export { startAdminServer, type AdminServer, type AdminServerOptions, type MetricsSource, type ReadinessCheck, type TopDevicesOrder } from './admin-server.js';

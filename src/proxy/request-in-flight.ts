@@ -12,7 +12,7 @@ import type { PipelineObserver } from './telemetry.js';
 import type { UpstreamHead } from './upstream-headers.js';
 
 /** One route until per-route policy exists; the metric label is already in place for it. */
-const ROUTE = 'default';
+export const DEFAULT_ROUTE = 'default';
 
 /** The status and JSON body the sidecar answers an upstream failure with. */
 export interface UpstreamAnswer {
@@ -43,7 +43,7 @@ export function reportRawAnswer(
   flags: ResponseFlag,
 ): void {
   observer.requestDone?.({
-    route: ROUTE,
+    route: DEFAULT_ROUTE,
     method: req.method ?? '',
     path: pathOf(req),
     httpVersion: req.httpVersion,
@@ -118,10 +118,13 @@ export class RequestInFlight implements ForwardHooks {
     this.flags = upstreamFlag(kind, err);
   }
 
-  /** Answers with the sidecar's own JSON error, the request id included; `flag` says why, when the sidecar refused. */
-  answer(status: number, body: Record<string, string>, flag?: ResponseFlag, close = false): void {
+  /**
+   * Answers with the sidecar's own JSON error, the request id included; `flag` says why, when the
+   * sidecar refused; `extra` adds headers of its own (`Retry-After`).
+   */
+  answer(status: number, body: Record<string, string>, flag?: ResponseFlag, close = false, extra?: Readonly<Record<string, string>>): void {
     if (flag !== undefined) this.flags = flag;
-    sendJsonError(this.res, status, body, this.head?.requestId, close);
+    sendJsonError(this.res, status, body, this.head?.requestId, close, extra);
   }
 
   /** The response closed: cancel an unfinished upstream request, then report. */
@@ -130,7 +133,7 @@ export class RequestInFlight implements ForwardHooks {
     const completed = res.writableFinished;
     if (!completed) handle?.cancel();
     this.observer.requestDone?.({
-      route: ROUTE,
+      route: DEFAULT_ROUTE,
       method: req.method ?? '',
       path: pathOf(req),
       httpVersion: req.httpVersion,

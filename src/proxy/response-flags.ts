@@ -24,7 +24,11 @@ export type ResponseFlag =
   /** Bad request-target: not origin-form, or a dot segment in some reading (400). */
   | 'BT'
   /** An upgrade to anything but WebSocket (400). */
-  | 'BU';
+  | 'BU'
+  /** Rate limited: the device (on this route) is over its request rate (429, Envoy's letters). */
+  | 'RL'
+  /** The device or its certificate holds more open connections than allowed (429, then closed). */
+  | 'CL';
 
 /** The flag of an upstream failure. Pure. */
 export function upstreamFlag(kind: UpstreamErrorKind, err: Error): ResponseFlag {

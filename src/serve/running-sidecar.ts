@@ -6,6 +6,7 @@ import type { Server } from 'node:https';
 import type { ReadinessCheck } from '../admin/index.js';
 import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
+import type { TopDevice, TopOrder } from '../policy/index.js';
 
 /** A started sidecar. */
 export interface RunningSidecar {
@@ -21,6 +22,8 @@ export interface RunningSidecar {
   readonly readiness: Readonly<Record<string, ReadinessCheck>>;
   /** What works worse than configured now (e.g. `revocationFeed`), for `/readyz`'s `degraded`; never gates. */
   degraded(): Record<string, string>;
+  /** The busiest devices of this process (`/debug/top-devices`), or undefined when no per-device limit tracks them. */
+  topDevices(n: number, order: TopOrder): TopDevice[] | undefined;
   /** Takes another worker's path hint. Never throws; a no-op without `publishPathHint`. */
   receivePathHint(leafFingerprint: string, ders: readonly Buffer[]): void;
   /** Re-reads the TLS material now (SIGHUP). Never throws: a failure keeps the old material. */
@@ -40,4 +43,6 @@ export interface StartOptions {
   readonly admin?: boolean;
   /** Workers: sends a path hint to the other workers (see path-hints.ts); they answer through `receivePathHint`. */
   readonly publishPathHint?: (leafFingerprint: string, ders: readonly Buffer[]) => void;
+  /** Processes sharing the data port (workers); each takes its share of `limits.maxConnections`. Default 1. */
+  readonly workerCount?: number;
 }

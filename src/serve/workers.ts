@@ -27,8 +27,8 @@ type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' 
 /** How often a worker re-evaluates its readiness checks (it reports only changes). */
 const READINESS_POLL_MS = 1_000;
 
-/** Runs this process as a cluster worker: the sidecar, told by the primary. Resolves with the exit code once drained. */
-export async function runWorker(config: SidecarConfig): Promise<number> {
+/** Runs this process as one of `workerCount` cluster workers: the sidecar, told by the primary. Resolves with the exit code once drained. */
+export async function runWorker(config: SidecarConfig, workerCount: number): Promise<number> {
   const init = await new Promise<Extract<ToWorker, { type: 'init' }>>((resolve) => {
     const onMessage = (m: ToWorker) => {
       if (m.type !== 'init') return;
@@ -42,6 +42,7 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
   const sidecar = await startSidecar(config, {
     ticketKeys: Buffer.from(init.ticketKeys, 'base64'),
     admin: false,
+    workerCount,
     publishPathHint: (leaf, ders) => process.send?.({ type: 'path-hint', leaf, ders: ders.map((d) => d.toString('base64')) } satisfies ToPrimary),
   });
   AggregatorRegistry.setRegistries([sidecar.metrics.registry]);
