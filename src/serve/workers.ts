@@ -10,19 +10,31 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { AggregatorRegistry } from 'prom-client';
-import type { ReadinessCheck } from '../admin/index.js';
+import type { ReadinessCheck, TopDevicesOrder } from '../admin/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { handleSignals } from '../lifecycle.js';
 import { createLogger } from '../logging.js';
+import { mergeTopDevices, type TopDevice } from '../policy/index.js';
 import { listenAdmin } from './listen.js';
 import { startSidecar } from './start-sidecar.js';
 
 /** A path hint on the wire: a leaf's fingerprint and the base64 DER of its client-sent intermediates. */
 type PathHintMessage = { type: 'path-hint'; leaf: string; ders: string[] };
-type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage;
+/** The primary's `/debug/top-devices` asks every worker; each answers with its own rows (null: nothing tracked). */
+type TopDevicesAsk = { type: 'top-devices'; id: number; n: number; by: TopDevicesOrder };
+type TopDevicesAnswer = { type: 'top-devices'; id: number; devices: TopDevice[] | null };
+type ToWorker = { type: 'init'; ticketKeys: string } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage | TopDevicesAsk;
 /** A worker's readiness checks, sent when listening and whenever one changes. */
 type ReadinessMessage = { type: 'readiness'; checks: Record<string, boolean>; degraded: Record<string, string> };
-type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage | ReadinessMessage;
+type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage | ReadinessMessage | TopDevicesAnswer;
+
+/** How long the primary waits for the workers' top devices; a worker slower than this is left out. */
+const TOP_DEVICES_WAIT_MS = 1_000;
+/**
+ * Each worker is asked for more rows than shown, so a device spread over workers is less likely
+ * to miss a worker's share by ranking just below the cut there.
+ */
+const TOP_DEVICES_OVERSAMPLE = 4;
 
 /** How often a worker re-evaluates its readiness checks (it reports only changes). */
 const READINESS_POLL_MS = 1_000;
@@ -72,6 +84,7 @@ export async function runWorker(config: SidecarConfig, workerCount: number): Pro
       if (m.type === 'reload') sidecar.reload('SIGHUP');
       if (m.type === 'shutdown') stop();
       if (m.type === 'path-hint') sidecar.receivePathHint(m.leaf, m.ders.map((d) => Buffer.from(d, 'base64')));
+      if (m.type === 'top-devices') send({ type: 'top-devices', id: m.id, devices: sidecar.topDevices(m.n, m.by) ?? null });
     });
     process.once('disconnect', stop); // the primary is gone: drain and leave
   });
@@ -95,9 +108,31 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
     }
   };
 
+  // Outstanding /debug/top-devices asks: each waits for every listening worker, or the deadline.
+  let asks = 0;
+  const answers = new Map<number, (devices: TopDevice[] | null) => void>();
+  const topDevices = async (n: number, by: TopDevicesOrder): Promise<TopDevice[] | undefined> => {
+    const workers = [...listening];
+    const rows = await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<TopDevice[] | null>((resolve) => {
+            const id = ++asks;
+            const timer = setTimeout(() => (answers.delete(id), resolve([])), TOP_DEVICES_WAIT_MS);
+            answers.set(id, (devices) => (clearTimeout(timer), answers.delete(id), resolve(devices)));
+            worker.send({ type: 'top-devices', id, n: Math.min(1_000, n * TOP_DEVICES_OVERSAMPLE), by } satisfies ToWorker);
+          }),
+      ),
+    );
+    // Every worker runs the same config: if one tracks nothing, none does.
+    if (rows.length === 0 || rows.some((r) => r === null)) return undefined;
+    return mergeTopDevices(rows as TopDevice[][], n, by);
+  };
+
   const fork = () => {
     const worker = cluster.fork();
     worker.on('message', (m: ToPrimary) => {
+      if (m.type === 'top-devices') answers.get(m.id)?.(m.devices);
       if (m.type === 'hello') worker.send({ type: 'init', ticketKeys } satisfies ToWorker);
       if (m.type === 'listening') listening.add(worker);
       if (m.type === 'draining') listening.delete(worker);
@@ -125,6 +160,7 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
         readiness,
         // A note any listening worker reports (the first one's wording).
         degraded: () => Object.assign({}, ...[...listening].reverse().map((w) => reports.get(w)?.degraded ?? {})) as Record<string, string>,
+        topDevices,
       })
     : undefined;
   logger.info({ event: 'primary', workers: n, admin: admin?.url }, `started ${n} workers`);
