@@ -1,7 +1,7 @@
 // Open connections per device id and per certificate: past the limit a verified connection is
 // closed at once (failureMode: reject) or answers 429 device_connections and closes (http);
 // a closed connection makes room again; the refusal is counted without a device id.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { openKeepAlive, sleep, type KaConn } from '../fixtures/keep-alive.js';
 import { sampleValue, scrapeMetrics } from '../fixtures/metrics-text.js';
@@ -23,15 +23,21 @@ t.teardown(async () => {
 const limits = { perDevice: { maxConnections: 2, maxConnectionsPerCertificate: 1 } };
 const open = (port: number, c: typeof first) => openKeepAlive({ port, ca: pki.rootPem, cert: c.chainPem, key: c.keyPem });
 
-t.test('reject mode: the connection over the limit is closed; closing one makes room', async (t) => {
-  const sc = await startTestSidecar(pki, echo.url, { limits });
+/** A sidecar with the limits (and `overrides`), and a list of connections closed with it at the end. */
+async function sidecarWithLimits(t: Test, overrides: Record<string, unknown> = {}) {
+  const sc = await startTestSidecar(pki, echo.url, { limits, ...overrides });
   const conns: KaConn[] = [];
   t.teardown(async () => {
     for (const c of conns) c.close();
     await sc.close();
   });
   conns.push(await open(sc.port, first));
-  t.equal((await conns[0]!.get()).status, 200);
+  t.equal((await conns[0]!.get()).status, 200, 'the first connection is served');
+  return { sc, conns };
+}
+
+t.test('reject mode: the connection over the limit is closed; closing one makes room', async (t) => {
+  const { sc, conns } = await sidecarWithLimits(t);
   const sameCert = await open(sc.port, first);
   conns.push(sameCert);
   t.match(await sameCert.get(), { error: 'closed' }, 'a second connection of one certificate is closed');
@@ -52,14 +58,7 @@ t.test('reject mode: the connection over the limit is closed; closing one makes 
 });
 
 t.test('http mode: the connection over the limit answers 429 device_connections and closes', async (t) => {
-  const sc = await startTestSidecar(pki, echo.url, { limits, clientAuth: { failureMode: 'http' } });
-  const conns: KaConn[] = [];
-  t.teardown(async () => {
-    for (const c of conns) c.close();
-    await sc.close();
-  });
-  conns.push(await open(sc.port, first));
-  t.equal((await conns[0]!.get()).status, 200);
+  const { sc } = await sidecarWithLimits(t, { clientAuth: { failureMode: 'http' } });
   const res = await call({ port: sc.port, ca: pki.rootPem, cert: first.chainPem, key: first.keyPem, headers: { 'x-request-id': 'cl-1' } });
   t.equal(res.status, 429);
   t.same(res.json, { error: 'rate_limited', reason: 'device_connections' });
