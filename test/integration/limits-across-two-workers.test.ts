@@ -5,6 +5,7 @@ import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { startCliSidecar } from '../fixtures/cli-process.js';
 import { call } from '../fixtures/client.js';
+import { openKeepAlive } from '../fixtures/keep-alive.js';
 import { sampleValue } from '../fixtures/metrics-text.js';
 import { createTestPki } from '../fixtures/pki.js';
 
@@ -33,6 +34,16 @@ t.test('two workers: one cap, one top list', { skip: availableParallelism() < 2 
     [['two-worker-device', 12]],
     'one row with every worker’s requests',
   );
+  // Twelve connections held open: no more than the cap get through, every other one is refused
+  // (and counted) by the worker it landed on.
+  const held = await Promise.all(
+    Array.from({ length: 12 }, () => openKeepAlive({ port: sc.port, ca: pki.rootPem, cert: device.chainPem, key: device.keyPem }).then((c) => c.get().then((r) => ({ c, ok: r.status === 200 })), () => ({ c: undefined, ok: false }))),
+  );
+  const served = held.filter((h) => h.ok).length;
+  t.ok(served <= 10 && served >= 8, `${served} of 12 held connections served (cap 10, 5 per worker)`);
+  const after = await (await fetch(`${sc.adminUrl}/metrics`)).text();
+  t.equal(sampleValue(after, 'mtls_connections_refused_total', { reason: 'max_connections' }), 12 - served, 'each one refused is counted');
+  held.forEach((h) => h.c?.close());
   sc.child.kill('SIGTERM');
   t.equal(await sc.exited, 0);
 });
