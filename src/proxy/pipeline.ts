@@ -15,7 +15,7 @@ import type { DeviceLimits, LimitRefusal } from '../policy/index.js';
 import { reasonForTlsClientError, type FailureReason, type PeerVerifier, type Verdict, type VerifiedIdentity } from '../verify/index.js';
 import { compileUpstreamHeaders, type ForwardedMode, type UpstreamHead } from './upstream-headers.js';
 import type { Forwarder, UpstreamErrorKind } from './forwarder.js';
-import { DEFAULT_ROUTE, pathOf, reportRawAnswer, startFlight, type RequestInFlight, type UpstreamAnswer } from './request-in-flight.js';
+import { pathOf, reportRawAnswer, startFlight, type RequestInFlight, type UpstreamAnswer } from './request-in-flight.js';
 import { isForwardableTarget } from './request-target.js';
 import { writeRawJsonError } from './responses.js';
 import type { PipelineObserver } from './telemetry.js';
@@ -53,6 +53,8 @@ const VERIFICATION_FAILED: Verdict = Object.freeze({ ok: false, reason: 'tls_err
 const EXPIRED: Verdict = Object.freeze({ ok: false, reason: 'expired', detail: 'client certificate expired during the connection' });
 const BAD_TARGET = Object.freeze({ error: 'bad_request_target', reason: 'not an origin-form path without dot segments' });
 const UPGRADE_NOT_ALLOWED = Object.freeze({ error: 'upgrade_not_allowed', reason: 'only websocket upgrades are forwarded' });
+/** The route a limit is checked for: one until policy rules name routes (then `limits.routes.<name>` apply). */
+const LIMITS_ROUTE = 'default';
 /** A connection over its device's or certificate's connection limit: each request on it is refused so. */
 const OVER_CONNECTION_LIMIT: LimitRefusal = Object.freeze({ limit: 'device_connections', retryAfterSeconds: 1 });
 /** A refused request has no identity to add upstream; its head is read only for its ids and the access line. */
@@ -234,7 +236,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     if (!isForwardableTarget(req.url)) return flight.answer(400, BAD_TARGET, 'BT');
     // Per-device limits (policy/limits): after the verdict, right before forwarding.
     if (limits !== undefined) {
-      const refusal = overLimit.has(socket) ? OVER_CONNECTION_LIMIT : limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, DEFAULT_ROUTE);
+      const refusal = overLimit.has(socket) ? OVER_CONNECTION_LIMIT : limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, LIMITS_ROUTE);
       if (refusal instanceof Promise) return void refusal.then((r) => forwardUnlessLimited(flight, head, r));
       if (refusal !== undefined) return answerLimited(flight, refusal);
     }
@@ -290,7 +292,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       };
       // Per-device limits (policy/limits): an upgrade is a request like any other.
       if (limits === undefined) return forwardUpgrade(undefined);
-      const limited = overLimit.has(tlsSocket) ? OVER_CONNECTION_LIMIT : limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, DEFAULT_ROUTE);
+      const limited = overLimit.has(tlsSocket) ? OVER_CONNECTION_LIMIT : limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, LIMITS_ROUTE);
       if (limited instanceof Promise) void limited.then(forwardUpgrade);
       else forwardUpgrade(limited);
     });

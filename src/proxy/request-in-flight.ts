@@ -12,7 +12,7 @@ import type { PipelineObserver } from './telemetry.js';
 import type { UpstreamHead } from './upstream-headers.js';
 
 /** One route until per-route policy exists; the metric label is already in place for it. */
-export const DEFAULT_ROUTE = 'default';
+const ROUTE = 'default';
 
 /** The status and JSON body the sidecar answers an upstream failure with. */
 export interface UpstreamAnswer {
@@ -43,7 +43,7 @@ export function reportRawAnswer(
   flags: ResponseFlag,
 ): void {
   observer.requestDone?.({
-    route: DEFAULT_ROUTE,
+    route: ROUTE,
     method: req.method ?? '',
     path: pathOf(req),
     httpVersion: req.httpVersion,
@@ -133,7 +133,7 @@ export class RequestInFlight implements ForwardHooks {
     const completed = res.writableFinished;
     if (!completed) handle?.cancel();
     this.observer.requestDone?.({
-      route: DEFAULT_ROUTE,
+      route: ROUTE,
       method: req.method ?? '',
       path: pathOf(req),
       httpVersion: req.httpVersion,
