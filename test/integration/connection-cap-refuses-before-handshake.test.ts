@@ -2,21 +2,12 @@
 // (no certificate is even looked at), counted as max_connections; a closed connection makes room.
 import tls from 'node:tls';
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { openKeepAlive, sleep, type KaConn } from '../fixtures/keep-alive.js';
 import { sampleValue, scrapeMetrics } from '../fixtures/metrics-text.js';
-import { createTestPki } from '../fixtures/pki.js';
-import { startTestSidecar } from '../fixtures/sidecar.js';
+import { startSidecarWithEcho } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
+const { pki, sc } = await startSidecarWithEcho(t, { limits: { maxConnections: 2 } });
 const device = await pki.client({ deviceId: 'cap-device' });
-const echo = await startEchoUpstream();
-const sc = await startTestSidecar(pki, echo.url, { limits: { maxConnections: 2 } });
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
 
 /** A TLS handshake's outcome: 'ok' or the error code. */
 function handshake(): Promise<string> {

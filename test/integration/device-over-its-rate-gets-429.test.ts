@@ -2,25 +2,16 @@
 // connection that stays usable; other devices are untouched; the refusal is in the access line
 // (flag RL) and in metrics without any device id; the admin port names the busiest device.
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
 import { openKeepAlive } from '../fixtures/keep-alive.js';
 import { sampleValue, scrapeMetrics } from '../fixtures/metrics-text.js';
-import { createTestPki } from '../fixtures/pki.js';
 import { rawExchange, splitResponse } from '../fixtures/raw-request.js';
-import { logLine, startTestSidecar } from '../fixtures/sidecar.js';
+import { logLine, startSidecarWithEcho, startTestSidecar } from '../fixtures/sidecar.js';
 
-const pki = await createTestPki();
+// One request per second, three at once: the test runs well inside a second per step.
+const { pki, echo, sc } = await startSidecarWithEcho(t, { limits: { perDevice: { requestsPerSecond: 1, burst: 3 } } });
 const noisy = await pki.client({ deviceId: 'noisy-device' });
 const quiet = await pki.client({ deviceId: 'quiet-device' });
-const echo = await startEchoUpstream();
-// One request per second, three at once: the test runs well inside a second per step.
-const sc = await startTestSidecar(pki, echo.url, { limits: { perDevice: { requestsPerSecond: 1, burst: 3 } } });
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
 
 t.test('the burst passes, the next is 429 with Retry-After, and keep-alive stays usable', async (t) => {
   const conn = await openKeepAlive({ port: sc.port, ca: pki.rootPem, cert: noisy.chainPem, key: noisy.keyPem });

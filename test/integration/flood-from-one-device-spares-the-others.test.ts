@@ -2,10 +2,8 @@
 // keep-alive connection: the flooder is held to its rate with 429s, the others get every
 // request through (0 errors, 0 refusals). Latency figures: test/bench/limits.mjs --flood.
 import t from 'tap';
-import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { openKeepAlive, sleep, type KaConn } from '../fixtures/keep-alive.js';
-import { createTestPki } from '../fixtures/pki.js';
-import { startTestSidecar } from '../fixtures/sidecar.js';
+import { startSidecarWithEcho } from '../fixtures/sidecar.js';
 
 const RATE = 10; // per device, per second (and the burst)
 const SECONDS = 3;
@@ -14,16 +12,9 @@ const GOOD_INTERVAL_MS = 250; // 4 req/s each: under the limit
 const FLOOD_CONNECTIONS = 8;
 const FLOOD_INTERVAL_MS = (1000 * FLOOD_CONNECTIONS) / (20 * RATE); // 200 req/s in all: 20x
 
-const pki = await createTestPki();
-const echo = await startEchoUpstream();
-const sc = await startTestSidecar(pki, echo.url, { limits: { perDevice: { requestsPerSecond: RATE } }, log: { accessLog: false } });
+const { pki, sc } = await startSidecarWithEcho(t, { limits: { perDevice: { requestsPerSecond: RATE } }, log: { accessLog: false } });
 const flooder = await pki.client({ deviceId: 'flooder' });
 const good = await Promise.all(Array.from({ length: GOOD }, (_, i) => pki.client({ deviceId: `calm-${i}` })));
-t.teardown(async () => {
-  await sc.close();
-  await echo.close();
-  pki.cleanup();
-});
 
 /** Sends on `conn` every `intervalMs` until `end`, one request at a time; tallies statuses. */
 async function paced(conn: KaConn, intervalMs: number, end: number, tally: Map<string, number>): Promise<void> {

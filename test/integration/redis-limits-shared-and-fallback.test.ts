@@ -7,11 +7,12 @@ import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
-import { openKeepAlive, sleep, type KaConn } from '../fixtures/keep-alive.js';
+import { openKeepAlive, type KaConn } from '../fixtures/keep-alive.js';
 import { sampleValue, scrapeMetrics } from '../fixtures/metrics-text.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { startTestRedis } from '../fixtures/redis-server.js';
 import { startTestSidecar, type TestSidecar } from '../fixtures/sidecar.js';
+import { waitFor } from '../fixtures/wait.js';
 
 const pki = await createTestPki();
 const echo = await startEchoUpstream();
@@ -29,13 +30,6 @@ t.teardown(async () => {
 
 const get = (sc: TestSidecar, c: { chainPem: string; keyPem: string }) => call({ port: sc.port, ca: pki.rootPem, cert: c.chainPem, key: c.keyPem });
 const storeUp = async (sc: TestSidecar) => sampleValue(await scrapeMetrics(sc.adminUrl), 'mtls_limits_store_up');
-async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`not reached in ${ms} ms: ${what}`);
-    await sleep(50);
-  }
-}
 /**
  * Sends `count` requests for one device, alternating over keep-alive connections to `sidecars`,
  * and returns their statuses and how long they took (the bucket refills 1/s meanwhile).
@@ -56,7 +50,8 @@ const passed = (statuses: number[]) => statuses.filter((s) => s === 200).length;
 const storeLines = (sc: TestSidecar, state: string) => sc.logs.filter((l) => l.event === 'limits_store' && l.state === state).length;
 
 t.test('two sidecars, one Redis: one limit per device', async (t) => {
-  await until('both stores up', async () => (await storeUp(a)) === 1 && (await storeUp(b)) === 1);
+  t.ok(await waitFor(() => storeLines(a, 'up') === 1 && storeLines(b, 'up') === 1, 10_000), 'both stores connected');
+  t.equal(await storeUp(a), 1);
   const { statuses, seconds } = await burst('shared-bucket-device', [a, b], 12);
   // Each sidecar alone would allow a burst of 4 (8 at once); together the device has 4.
   t.same(statuses.slice(0, 4), [200, 200, 200, 200], `the burst passes across both: ${statuses}`);
@@ -75,7 +70,7 @@ t.test('Redis gone: local buckets at once, said once; Redis back: shared again',
   t.same(statuses.slice(0, 4), [200, 200, 200, 200], 'sidecar a serves the device from its own bucket');
   t.ok(passed(statuses) <= oneBucket(seconds) && statuses.includes(429), `and limits it there: ${statuses} in ${seconds} s`);
   t.ok(seconds < 3, 'no request waited for Redis');
-  await until('a says the store is down', async () => storeLines(a, 'down') >= 1);
+  t.ok(await waitFor(() => storeLines(a, 'down') >= 1, 10_000), 'a says the store is down');
   t.equal(storeLines(a, 'down'), 1, 'one line for the transition, not one per request');
   const text = await scrapeMetrics(a.adminUrl);
   t.equal(sampleValue(text, 'mtls_limits_store_up'), 0);
@@ -85,7 +80,8 @@ t.test('Redis gone: local buckets at once, said once; Redis back: shared again',
   t.match(await ready.json(), { ready: true, degraded: { limitsStore: /Redis unreachable/ } });
 
   await redis.start();
-  await until('both stores up again', async () => (await storeUp(a)) === 1 && (await storeUp(b)) === 1);
+  t.ok(await waitFor(() => storeLines(a, 'up') === 2 && storeLines(b, 'up') === 2, 10_000), 'both stores up again');
+  t.equal(await storeUp(a), 1);
   t.equal(storeLines(a, 'up'), 2, 'the return is logged once too (after the first connection)');
   t.notMatch(await (await fetch(`${a.adminUrl}/readyz`)).json(), { degraded: {} }, 'no longer degraded');
   const again = await burst('after-restart-device', [a, b], 12);
@@ -101,7 +97,7 @@ t.test('a frozen Redis costs a request at most the command timeout, then nothing
   t.equal((await get(a, device)).status, 200, 'answered from the local bucket');
   const first = Date.now() - started;
   t.ok(first < 1_500, `the first request waited ${first} ms (TLS handshake plus at most 50 ms for Redis)`);
-  await until('a says the store is down', async () => storeLines(a, 'down') >= 2);
+  t.ok(await waitFor(() => storeLines(a, 'down') >= 2, 10_000), 'a says the store is down');
   redis.resume();
-  await until('a store up again', async () => (await storeUp(a)) === 1);
+  t.ok(await waitFor(() => storeLines(a, 'up') >= 3, 10_000), 'and up again once Redis answers');
 });
