@@ -55,8 +55,6 @@ const BAD_TARGET = Object.freeze({ error: 'bad_request_target', reason: 'not an 
 const UPGRADE_NOT_ALLOWED = Object.freeze({ error: 'upgrade_not_allowed', reason: 'only websocket upgrades are forwarded' });
 /** The route a limit is checked for: one until policy rules name routes (then `limits.routes.<name>` apply). */
 const LIMITS_ROUTE = 'default';
-/** A connection over its device's or certificate's connection limit: each request on it is refused so. */
-const OVER_CONNECTION_LIMIT: LimitRefusal = Object.freeze({ limit: 'device_connections', retryAfterSeconds: 1 });
 /** A refused request has no identity to add upstream; its head is read only for its ids and the access line. */
 const NO_IDENTITY: RenderedHeaders = [];
 /** Node timers take at most 2^31-1 ms (~24.8 days); a longer wait is re-armed in steps. */
@@ -75,8 +73,8 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
   const { verifier, plan, forwarder, logger, observer, limits } = options;
   const states = new WeakMap<TLSSocket, ConnectionState>();
   const verified = new Set<TLSSocket>();
-  /** Verified connections refused by a per-device connection limit (`http` mode answers them 429). */
-  const overLimit = new WeakSet<TLSSocket>();
+  /** Verified connections over a per-device connection limit, and that refusal (`http` mode answers each request with it). */
+  const overLimit = new WeakMap<TLSSocket, LimitRefusal>();
   const acceptedAt = new Map<string, bigint>();
   const upstreamHeaders = compileUpstreamHeaders({
     strip: plan.strip,
@@ -121,11 +119,12 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
    */
   function admitConnection(limits: DeviceLimits, socket: TLSSocket, identity: VerifiedIdentity): void {
     const { deviceId, fingerprintSha256 } = identity;
-    if (limits.admitConnection(deviceId, fingerprintSha256) === undefined) {
+    const refusal = limits.admitConnection(deviceId, fingerprintSha256);
+    if (refusal === undefined) {
       socket.once('close', () => limits.releaseConnection(deviceId, fingerprintSha256));
       return;
     }
-    overLimit.add(socket);
+    overLimit.set(socket, refusal);
     observer.connectionRefused?.('device_connections');
     if (options.failureMode === 'reject') socket.destroy();
   }
@@ -236,7 +235,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     if (!isForwardableTarget(req.url)) return flight.answer(400, BAD_TARGET, 'BT');
     // Per-device limits (policy/limits): after the verdict, right before forwarding.
     if (limits !== undefined) {
-      const refusal = overLimit.has(socket) ? OVER_CONNECTION_LIMIT : limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, LIMITS_ROUTE);
+      const refusal = overLimit.get(socket) ?? limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, LIMITS_ROUTE);
       if (refusal instanceof Promise) return void refusal.then((r) => forwardUnlessLimited(flight, head, r));
       if (refusal !== undefined) return answerLimited(flight, refusal);
     }
@@ -292,7 +291,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       };
       // Per-device limits (policy/limits): an upgrade is a request like any other.
       if (limits === undefined) return forwardUpgrade(undefined);
-      const limited = overLimit.has(tlsSocket) ? OVER_CONNECTION_LIMIT : limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, LIMITS_ROUTE);
+      const limited = overLimit.get(tlsSocket) ?? limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, LIMITS_ROUTE);
       if (limited instanceof Promise) void limited.then(forwardUpgrade);
       else forwardUpgrade(limited);
     });
