@@ -46,6 +46,12 @@ export interface Metrics {
   readonly logsSuppressed: Counter<'event'>;
   readonly proxyProtocolAccepted: Counter<'version' | 'source'>;
   readonly proxyProtocolRefused: Counter<'reason'>;
+  readonly requestsLimited: Counter<'route' | 'limit'>;
+  readonly connectionsRefused: Counter<'reason'>;
+  readonly connectionsMax: Gauge;
+  readonly limitsTrackedDevices: Gauge;
+  readonly limitsStoreUp: Gauge;
+  readonly limitsStoreFallbacks: Counter;
   readonly buildInfo: Gauge<'version' | 'node' | 'openssl'>;
 }
 
@@ -139,6 +145,23 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
       labelNames: ['reason'],
       registers: r,
     }),
+    // Per-device limits: device ids stay out of every label (the admin endpoint lists the top ones).
+    requestsLimited: new Counter({
+      name: 'mtls_requests_limited_total',
+      help: 'Requests (and upgrades) answered 429 by a per-device limit, by route and limit: rate (over its request rate) or device_connections (on a connection over the per-device or per-certificate connection limit). Also counted in mtls_requests_total.',
+      labelNames: ['route', 'limit'],
+      registers: r,
+    }),
+    connectionsRefused: new Counter({
+      name: 'mtls_connections_refused_total',
+      help: 'Client connections refused by a limit, by reason: max_connections (the global cap, closed before the TLS handshake) or device_connections (a verified connection over its device or certificate connection limit).',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    connectionsMax: new Gauge({ name: 'mtls_connections_max', help: 'The cap on open client connections (limits.maxConnections; summed over workers, each holding its share).', registers: r }),
+    limitsTrackedDevices: new Gauge({ name: 'mtls_limits_tracked_devices', help: 'Devices the per-device limits track now (summed over workers; each is bounded by limits.perDevice.trackedDevices).', registers: r }),
+    limitsStoreUp: new Gauge({ name: 'mtls_limits_store_up', help: '1 while the Redis holding the rate buckets answers; 0 while limits fall back to local buckets (the lowest over workers). Absent with store: local.', aggregator: 'min', registers: r }),
+    limitsStoreFallbacks: new Counter({ name: 'mtls_limits_store_fallback_total', help: 'Rate checks answered from a local bucket because Redis was unreachable, failed or timed out.', registers: r }),
     buildInfo: buildInfoGauge(r),
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The admin listener: `/metrics`, `/healthz`, `/readyz`, and — only with a token configured — the
+ * The admin listener: `/metrics`, `/healthz`, `/readyz`, `/debug/top-devices`, and — only with a token configured — the
  * quarantine endpoints (quarantine-api.ts). It is a separate plain HTTP listener, never the mTLS
  * data port, so a device can never scrape metrics or flip probes, and Prometheus/kubelet need no
  * client certificate.
@@ -32,7 +32,19 @@ export interface AdminServerOptions {
   readonly quarantine?: QuarantineApi | undefined;
   /** SHA-256 of the admin token (see quarantine-api.ts `tokenDigest`). */
   readonly tokenSha256?: Buffer | undefined;
+  /**
+   * `GET /debug/top-devices?n=20&by=rate|requests|connections`: the busiest devices, for an SRE.
+   * Device ids appear here (the operator's own port) and never in metrics. Undefined rows: nothing
+   * is tracked (no per-device limit configured).
+   */
+  readonly topDevices?: (n: number, by: TopDevicesOrder) => Promise<readonly object[] | undefined>;
 }
+
+/** How `/debug/top-devices` ranks. */
+export type TopDevicesOrder = 'rate' | 'requests' | 'connections';
+const TOP_ORDERS: readonly TopDevicesOrder[] = ['rate', 'requests', 'connections'];
+/** The most rows `/debug/top-devices` returns. */
+const MAX_TOP = 1_000;
 
 export interface AdminServer {
   readonly url: string;
@@ -65,6 +77,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify({ ready, checks, ...(degraded ? { degraded } : {}) })}\n`);
       return;
     }
+    if (path === '/debug/top-devices') {
+      answerTopDevices(options.topDevices, new URLSearchParams((req.url ?? '').split('?')[1] ?? ''), res);
+      return;
+    }
     if (path === '/metrics') {
       options.metrics.collect().then(
         (text) => res.writeHead(200, { 'content-type': options.metrics.contentType, 'cache-control': 'no-store' }).end(text),
@@ -95,6 +111,22 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         server.closeAllConnections();
       }),
   };
+}
+
+/** Answers `/debug/top-devices`: 400 on a bad query, 404 when nothing is tracked, else the rows. */
+function answerTopDevices(read: AdminServerOptions['topDevices'], query: URLSearchParams, res: http.ServerResponse): void {
+  const json = (status: number, body: object) => res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
+  const n = Number(query.get('n') ?? 20);
+  const by = (query.get('by') ?? 'rate') as TopDevicesOrder;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_TOP || !TOP_ORDERS.includes(by)) {
+    json(400, { error: 'bad_query', reason: `n is 1..${MAX_TOP}, by is one of ${TOP_ORDERS.join(', ')}` });
+    return;
+  }
+  const rows = read?.(n, by) ?? Promise.resolve(undefined);
+  rows.then(
+    (devices) => (devices === undefined ? json(404, { error: 'not_tracked', reason: 'no per-device limit is configured (limits.perDevice, limits.routes)' }) : json(200, { by, n, devices })),
+    (err: Error) => json(500, { error: 'unavailable', reason: err.message }),
+  );
 }
 
 function safe(check: ReadinessCheck): boolean {

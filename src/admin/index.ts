@@ -1,2 +1,2 @@
-export { startAdminServer, type AdminServer, type AdminServerOptions, type MetricsSource, type ReadinessCheck } from './admin-server.js';
+export { startAdminServer, type AdminServer, type AdminServerOptions, type MetricsSource, type ReadinessCheck, type TopDevicesOrder } from './admin-server.js';
 export { tokenDigest, type QuarantineApi, type QuarantineEntryView } from './quarantine-api.js';

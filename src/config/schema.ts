@@ -161,11 +161,46 @@ const upstreamSchema = z.strictObject({
     .describe("X-Forwarded-*: replace the client's (spoofable) values, or append to a trusted proxy's"),
 });
 
+const routeRateSchema = z.strictObject({
+  requestsPerSecond: int(1, 1_000_000).describe('sustained requests per second per device on this route'),
+  burst: int(1, 1_000_000).optional().describe('requests a device may send at once (default: requestsPerSecond)'),
+});
+
+const perDeviceLimitsSchema = z.strictObject({
+  requestsPerSecond: int(0, 1_000_000).default(0).describe('sustained requests per second per device (token bucket); 0: no rate limit'),
+  burst: int(1, 1_000_000).optional().describe('requests a device may send at once (default: requestsPerSecond)'),
+  key: z.enum(['deviceId', 'fingerprint']).default('deviceId').describe('what a rate bucket belongs to: the device id, or the certificate (its SHA-256 fingerprint)'),
+  maxConnections: int(0, 1_000_000).default(0).describe('open connections per device id; 0: unlimited'),
+  maxConnectionsPerCertificate: int(0, 1_000_000).default(0).describe('open connections per client certificate (fingerprint); 0: unlimited'),
+  trackedDevices: int(100, 10_000_000).default(100_000).describe('devices tracked per process (least recently seen forgotten first), bounding memory'),
+});
+
+const redisLimitsSchema = z.strictObject({
+  url: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .describe('redis://[:password@]host:port[/db] or rediss:// (TLS)'),
+  commandTimeoutMs: int(5, 5_000).default(50).describe('a bucket check slower than this falls back to the local bucket'),
+  keyPrefix: z.string().min(1).max(64).default('mtls:rl:').describe('prefix of every key (several deployments may share one Redis)'),
+});
+
 const limitsSchema = z.strictObject({
   headersTimeoutMs: int(1_000, 600_000).default(20_000).describe('the request headers must arrive within this long'),
   requestTimeoutMs: int(0, 86_400_000).default(300_000).describe('the whole request must arrive within this long; 0 disables it'),
   keepAliveTimeoutMs: int(0, 600_000).default(60_000).describe('an idle keep-alive connection is closed after this long'),
   maxHeaderBytes: int(1_024, 1_048_576).default(16_384).describe('largest request header block; larger gets 431'),
+  maxConnections: z
+    .union([z.literal('auto'), int(1, 10_000_000)])
+    .default('auto')
+    .describe('open client connections per sidecar (shared among workers); past it a new one is closed before its handshake. auto: sized from memoryBudgetMiB, else the cgroup memory limit, else the machine memory'),
+  memoryBudgetMiB: int(32, 1_048_576).optional().describe('the memory maxConnections: auto sizes from (default: the container memory limit read from the cgroup)'),
+  perDevice: perDeviceLimitsSchema.prefault({}).describe('per-device request rate and concurrent connections; off by default'),
+  routes: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a route name (letters, digits, _ . -)'), routeRateSchema)
+    .default({})
+    .describe('per-route request rates replacing perDevice.requestsPerSecond/burst for requests of that route (route names from the policy rules)'),
+  store: z.enum(['local', 'redis']).default('local').describe('where request-rate buckets live: local (each process its own) or redis (one limit across replicas)'),
+  redis: redisLimitsSchema.optional().describe('the Redis holding the buckets (required with store: redis)'),
 });
 
 const logSchema = z.strictObject({
@@ -209,7 +244,10 @@ export const configSchema = z.strictObject({
   clientAuth: clientAuthSchema.describe('client certificates (always required)'),
   identity: identitySchema.prefault({}).describe('what the upstream learns about the client'),
   upstream: upstreamSchema.describe('where verified requests go'),
-  limits: limitsSchema.prefault({}).describe('bounds on what a client may hold or send'),
+  limits: limitsSchema
+    .prefault({})
+    .refine((l) => l.store !== 'redis' || l.redis !== undefined, { message: 'store: redis needs redis.url', path: ['redis'] })
+    .describe('bounds on what a client may hold or send'),
   admin: adminSchema.prefault({}).describe('the admin listener: /metrics, /healthz, /readyz (plain HTTP, keep it off the public network)'),
   log: logSchema.prefault({}).describe('logging (JSON lines on stdout)'),
   authorization: authorizationSchema

@@ -11,3 +11,4 @@ export {
   type QuarantineKind,
   type QuarantineSource,
 } from './quarantine.js';
+export * from './limits/index.js';

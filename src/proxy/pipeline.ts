@@ -13,9 +13,9 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CertIdentity, HeaderPlan, RenderedHeaders } from '../identity/index.js';
-import { DEFAULT_ROUTE, type Authorizer } from '../policy/index.js';
+import { DEFAULT_ROUTE, type Authorizer, type DeviceLimits, type LimitRefusal } from '../policy/index.js';
 import { reasonForTlsClientError, type FailureReason, type PeerVerifier, type Verdict, type VerifiedIdentity } from '../verify/index.js';
-import { compileUpstreamHeaders, type ForwardedMode } from './upstream-headers.js';
+import { compileUpstreamHeaders, type ForwardedMode, type UpstreamHead } from './upstream-headers.js';
 import type { Forwarder, UpstreamErrorKind } from './forwarder.js';
 import { pathOf, reportRawAnswer, startFlight, type RequestInFlight, type UpstreamAnswer } from './request-in-flight.js';
 import { BAD_TARGET, createAdmission, NOT_AUTHORIZED, QUARANTINED } from './admission.js';
@@ -44,6 +44,8 @@ export interface PipelineOptions {
   readonly authorizer?: Authorizer | undefined;
   /** Devices refused on every request; their connections are closed by whoever changes the list. */
   readonly quarantine?: { has(identity: CertIdentity): boolean } | undefined;
+  /** Per-device request rate and connection limits; absent when none is configured. */
+  readonly limits?: DeviceLimits | undefined;
 }
 
 /** Handles for the composition root. */
@@ -62,6 +64,7 @@ const VERIFICATION_FAILED: Verdict = Object.freeze({ ok: false, reason: 'tls_err
 /** The verdict of a connection once its certificate expired while it was open. */
 const EXPIRED: Verdict = Object.freeze({ ok: false, reason: 'expired', detail: 'client certificate expired during the connection' });
 const UPGRADE_NOT_ALLOWED = Object.freeze({ error: 'upgrade_not_allowed', reason: 'only websocket upgrades are forwarded' });
+/** The route a limit is checked for: one until policy rules name routes (then `limits.routes.<name>` apply). */
 /** A refused request has no identity to add upstream; its head is read only for its ids and the access line. */
 const NO_IDENTITY: RenderedHeaders = [];
 /** Node timers take at most 2^31-1 ms (~24.8 days); a longer wait is re-armed in steps. */
@@ -78,9 +81,11 @@ const connKey = (s: { remoteAddress?: string | undefined; remotePort?: number | 
 
 /** Wires the pipeline onto the data server. Never throws from a handler. */
 export function attachPipeline(server: Server, options: PipelineOptions): Pipeline {
-  const { verifier, plan, forwarder, logger, observer } = options;
+  const { verifier, plan, forwarder, logger, observer, limits } = options;
   const states = new WeakMap<TLSSocket, ConnectionState>();
   const verified = new Set<TLSSocket>();
+  /** Verified connections over a per-device connection limit, and that refusal (`http` mode answers each request with it). */
+  const overLimit = new WeakMap<TLSSocket, LimitRefusal>();
   const acceptedAt = new Map<string, bigint>();
   const admit = createAdmission(options);
   const upstreamHeaders = compileUpstreamHeaders({
@@ -100,6 +105,9 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       observer.connectionClosed?.();
     });
   });
+  // Past server.maxConnections (the memory-sized cap, tls/server.ts) Node closes a new TCP
+  // connection before any TLS byte; this is its only trace.
+  server.on('drop', () => observer.connectionRefused?.('max_connections'));
 
   function settle(socket: TLSSocket, verdict: Verdict): Verdict {
     const start = acceptedAt.get(connKey(socket));
@@ -109,11 +117,29 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       if (!socket.destroyed) {
         verified.add(socket);
         socket.once('close', () => verified.delete(socket));
+        if (limits !== undefined) admitConnection(limits, socket, verdict.identity);
       }
     } else if (options.failureMode === 'reject') {
       socket.destroy();
     }
     return verdict;
+  }
+
+  /**
+   * Counts a verified connection against its device's and certificate's limits. Over a limit it
+   * is refused like a refused certificate: closed now in `reject` mode; in `http` mode every
+   * request on it is answered 429 with `Connection: close`, so the device learns why.
+   */
+  function admitConnection(limits: DeviceLimits, socket: TLSSocket, identity: VerifiedIdentity): void {
+    const { deviceId, fingerprintSha256 } = identity;
+    const refusal = limits.admitConnection(deviceId, fingerprintSha256);
+    if (refusal === undefined) {
+      socket.once('close', () => limits.releaseConnection(deviceId, fingerprintSha256));
+      return;
+    }
+    overLimit.set(socket, refusal);
+    observer.connectionRefused?.('device_connections');
+    if (options.failureMode === 'reject') socket.destroy();
   }
 
   server.on('secureConnection', (socket: TLSSocket) => {
@@ -231,7 +257,26 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       socket.destroy();
       return;
     }
+    // Per-device limits (policy/limits): after authorization, right before forwarding.
+    if (limits !== undefined) {
+      const refusal = overLimit.get(socket) ?? limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, admitted.route.name);
+      if (refusal instanceof Promise) return void refusal.then((r) => forwardUnlessLimited(flight, head, r));
+      if (refusal !== undefined) return answerLimited(flight, refusal);
+    }
     flight.handle = forwarder.web(req, res, head, flight);
+  }
+
+  /** Forwards a request whose limit check was asynchronous (Redis), unless it was refused or the client left. */
+  function forwardUnlessLimited(flight: RequestInFlight, head: UpstreamHead, refusal: LimitRefusal | undefined): void {
+    if (flight.res.destroyed) return;
+    if (refusal !== undefined) return answerLimited(flight, refusal);
+    flight.handle = forwarder.web(flight.req, flight.res, head, flight);
+  }
+
+  /** 429 with Retry-After; the connection stays usable unless it is itself over the connection limit. */
+  function answerLimited(flight: RequestInFlight, refusal: LimitRefusal): void {
+    const overConnections = refusal.limit === 'device_connections';
+    flight.answer(429, limitedBody(refusal), overConnections ? 'CL' : 'RL', overConnections, { 'retry-after': String(refusal.retryAfterSeconds) });
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -269,11 +314,24 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
         reportRawAnswer(observer, req, 400, verdict.identity, upstreamHead, refusal === BAD_TARGET ? 'BT' : 'BU', route);
         return;
       }
-      closeAtDeadline(tlsSocket, verdict.identity);
-      forwarder.ws(req, socket, head, upstreamHead, (kind, err) => {
-        const answer = upstreamFailed(kind, err, req);
-        writeRawJsonError(socket, answer.status, answer.body, upstreamHead.requestId);
-      });
+      const forwardUpgrade = (refusal: LimitRefusal | undefined) => {
+        if (refusal !== undefined) {
+          writeRawJsonError(socket, 429, limitedBody(refusal), upstreamHead.requestId, { 'retry-after': String(refusal.retryAfterSeconds) });
+          reportRawAnswer(observer, req, 429, verdict.identity, upstreamHead, refusal.limit === 'device_connections' ? 'CL' : 'RL', route);
+          return;
+        }
+        if (socket.destroyed) return; // the client left while its limit was checked
+        closeAtDeadline(tlsSocket, verdict.identity);
+        forwarder.ws(req, socket, head, upstreamHead, (kind, err) => {
+          const answer = upstreamFailed(kind, err, req);
+          writeRawJsonError(socket, answer.status, answer.body, upstreamHead.requestId);
+        });
+      };
+      // Per-device limits (policy/limits): an upgrade is a request like any other.
+      if (limits === undefined) return forwardUpgrade(undefined);
+      const limited = overLimit.get(tlsSocket) ?? limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, route.name);
+      if (limited instanceof Promise) void limited.then(forwardUpgrade);
+      else forwardUpgrade(limited);
     });
   });
 
@@ -285,6 +343,11 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       });
     },
   };
+}
+
+/** The 429 body: one error code for every limit, the limit's name as the reason. */
+function limitedBody(refusal: LimitRefusal): Record<string, string> {
+  return { error: 'rate_limited', reason: refusal.limit };
 }
 
 /**

@@ -119,10 +119,13 @@ export class RequestInFlight implements ForwardHooks {
     this.flags = upstreamFlag(kind, err);
   }
 
-  /** Answers with the sidecar's own JSON error, the request id included; `flag` says why, when the sidecar refused. */
-  answer(status: number, body: Record<string, string>, flag?: ResponseFlag, close = false): void {
+  /**
+   * Answers with the sidecar's own JSON error, the request id included; `flag` says why, when the
+   * sidecar refused; `extra` adds headers of its own (`Retry-After`).
+   */
+  answer(status: number, body: Record<string, string>, flag?: ResponseFlag, close = false, extra?: Readonly<Record<string, string>>): void {
     if (flag !== undefined) this.flags = flag;
-    sendJsonError(this.res, status, body, this.head?.requestId, close);
+    sendJsonError(this.res, status, body, this.head?.requestId, close, extra);
   }
 
   /** The response closed: cancel an unfinished upstream request, then report. */

@@ -28,7 +28,11 @@ export type ResponseFlag =
   /** Authorization denied: the route's rules do not allow this identity (403 `not_authorized`, or closed under the route's `failureMode: reject`). */
   | 'AD'
   /** The device is quarantined (403 `quarantined`, then the connection is closed). */
-  | 'QD';
+  | 'QD'
+  /** Rate limited: the device (on this route) is over its request rate (429, Envoy's letters). */
+  | 'RL'
+  /** The device or its certificate holds more open connections than allowed (429, then closed). */
+  | 'CL';
 
 /** The flag of an upstream failure. Pure. */
 export function upstreamFlag(kind: UpstreamErrorKind, err: Error): ResponseFlag {

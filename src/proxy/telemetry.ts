@@ -16,6 +16,8 @@ import type { ResponseFlag } from './response-flags.js';
 export interface PipelineObserver {
   connectionOpened?(): void;
   connectionClosed?(): void;
+  /** A connection refused by a limit: the global cap (before its handshake) or its device's connection limit. */
+  connectionRefused?(reason: 'max_connections' | 'device_connections'): void;
   verdict?(verdict: Verdict, socket: TLSSocket, seconds: number): void;
   handshakeFailed?(reason: FailureReason, socket: TLSSocket, detail: string): void;
   /** A verified connection's certificate expired while it was open: refused from then on. Once per connection. */
@@ -106,6 +108,12 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
   return {
     connectionOpened: () => m.activeConnections.inc(),
     connectionClosed: () => m.activeConnections.dec(),
+    connectionRefused(reason) {
+      m.connectionsRefused.inc({ reason });
+      if (limiter.allow('connection_refused', reason)) {
+        logger.warn({ event: 'connection_refused', reason }, reason === 'max_connections' ? 'connection refused: limits.maxConnections reached' : 'connection refused: over the per-device connection limit');
+      }
+    },
     verdict(verdict, socket, seconds) {
       const tls = socket.getProtocol() ?? 'unknown';
       if (verdict.revocation) {
@@ -153,6 +161,7 @@ function observerOf(options: TelemetryOptions): Required<PipelineObserver> {
     requestDone(r) {
       const method = methodLabel(r.method);
       m.requests.inc({ route: r.route, method, status_class: statusClass(r.status) });
+      if (r.flags === 'RL' || r.flags === 'CL') m.requestsLimited.inc({ route: r.route, limit: r.flags === 'RL' ? 'rate' : 'device_connections' });
       m.requestDuration.observe({ route: r.route, method }, r.seconds);
       if (r.upstreamSeconds !== undefined) m.upstreamDuration.observe({ route: r.route }, r.upstreamSeconds);
       if (r.flags === 'AD' || r.flags === 'QD') {

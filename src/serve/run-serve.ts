@@ -16,8 +16,8 @@ function workerCount(workers: SidecarConfig['workers']): number {
 
 /** Runs `serve` until a signal has drained it. Resolves with the exit code; rejects with a SidecarError if it cannot start. */
 export async function runServe(config: SidecarConfig): Promise<number> {
-  if (cluster.isWorker) return runWorker(config);
   const n = workerCount(config.workers);
+  if (cluster.isWorker) return runWorker(config, n);
   if (n === 1) {
     const sidecar = await startSidecar(config);
     await handleSignals(sidecar, (signal) => sidecar.logger.info({ event: 'signal', signal }, `received ${signal}`));

@@ -7,6 +7,7 @@ import type { ReadinessCheck } from '../admin/index.js';
 import type { Logger } from '../logging.js';
 import type { Metrics } from '../metrics.js';
 import type { QuarantineEntry } from '../policy/index.js';
+import type { TopDevice, TopOrder } from '../policy/index.js';
 
 /** A started sidecar. */
 export interface RunningSidecar {
@@ -24,6 +25,8 @@ export interface RunningSidecar {
   degraded(): Record<string, string>;
   /** Replaces the quarantine's API entries (a worker, from the primary); closes the connections of added devices. Never throws. */
   replaceQuarantineApiEntries(entries: readonly QuarantineEntry[]): void;
+  /** The busiest devices of this process (`/debug/top-devices`), or undefined when no per-device limit tracks them. */
+  topDevices(n: number, order: TopOrder): TopDevice[] | undefined;
   /** Takes another worker's path hint. Never throws; a no-op without `publishPathHint`. */
   receivePathHint(leafFingerprint: string, ders: readonly Buffer[]): void;
   /** Re-reads the TLS material now (SIGHUP). Never throws: a failure keeps the old material. */
@@ -43,4 +46,6 @@ export interface StartOptions {
   readonly admin?: boolean;
   /** Workers: sends a path hint to the other workers (see path-hints.ts); they answer through `receivePathHint`. */
   readonly publishPathHint?: (leafFingerprint: string, ders: readonly Buffer[]) => void;
+  /** Processes sharing the data port (workers); each takes its share of `limits.maxConnections`. Default 1. */
+  readonly workerCount?: number;
 }

@@ -11,10 +11,11 @@ import type { SidecarConfig } from '../config/index.js';
 import { compileHeaderPlan } from '../identity/index.js';
 import { createLogger, createLogLimiter } from '../logging.js';
 import { createMetrics } from '../metrics.js';
-import { compileAuthorizer } from '../policy/index.js';
+import { compileAuthorizer, type TopOrder } from '../policy/index.js';
 import { attachPipeline, createForwarder, createTelemetry, peerAddressOf, type Pipeline } from '../proxy/index.js';
 import { createDataServer, loadTlsMaterial } from '../tls/index.js';
 import { createPeerVerifier } from '../verify/index.js';
+import { wireLimits } from './device-limits.js';
 import { createDrain } from './drain.js';
 import { createRevocationEnforcement } from './enforce-revocation.js';
 import { dataListenerUrl, listen, listenAdmin } from './listen.js';
@@ -60,7 +61,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   });
   // Ticket keys live as long as the process (not per secure context), so sessions survive a
   // certificate rotation; the verifier re-anchors resumed sessions against the current CA bundle.
-  const listenerOptions = { ...config.tls, ...config.limits, ticketKeys: options.ticketKeys ?? randomBytes(48) };
+  const limits = wireLimits(config.limits, options.workerCount ?? 1, metrics, logger);
+  const listenerOptions = { ...config.tls, ...config.limits, maxConnections: limits.cap.perProcess, ticketKeys: options.ticketKeys ?? randomBytes(48) };
   const server = createDataServer(material, listenerOptions);
   const front = config.listen.proxyProtocol.enabled ? createProxyProtocolFront(server, config.listen.proxyProtocol, { logger, metrics, limiter }) : undefined;
   // What accepts TCP connections: the PROXY protocol front when enabled, else the data server itself.
@@ -79,6 +81,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     clientAddressOf,
     authorizer,
     quarantine: quarantine.lookup,
+    limits: limits.deviceLimits,
   });
   revocation?.enforceOn(pipeline);
   let admin: AdminServer | undefined;
@@ -91,6 +94,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       forwarder.close();
       limiter.stop();
       void revocation?.close();
+      void limits.close();
       await admin?.close();
     },
   });
@@ -107,11 +111,13 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   };
   const degraded = (): Record<string, string> => {
     const feed = revocation?.degraded();
-    return feed === undefined ? {} : { revocationFeed: feed };
+    const store = limits.degraded();
+    return { ...(feed === undefined ? {} : { revocationFeed: feed }), ...(store === undefined ? {} : { limitsStore: store }) };
   };
   if (config.admin.enabled && options.admin !== false) {
     const metricsSource = { contentType: metrics.registry.contentType, collect: () => metrics.registry.metrics() };
-    admin = await listenAdmin({ host: config.admin.host, port: config.admin.port, metrics: metricsSource, readiness, degraded, quarantine, tokenSha256: adminToken }).catch((err: unknown) => {
+    const topDevices = async (n: number, order: TopOrder) => limits.topDevices(n, order);
+    admin = await listenAdmin({ host: config.admin.host, port: config.admin.port, metrics: metricsSource, readiness, degraded, quarantine, tokenSha256: adminToken, topDevices }).catch((err: unknown) => {
       acceptor.close();
       throw err;
     });
@@ -129,6 +135,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     metrics,
     readiness,
     degraded,
+    topDevices: (n, order) => limits.topDevices(n, order),
     receivePathHint: (leafFingerprint, ders) => hints?.receive(leafFingerprint, ders),
     replaceQuarantineApiEntries: (entries) => quarantine.replaceApiEntries(entries),
     reload: (trigger = 'signal') => {

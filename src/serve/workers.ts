@@ -10,29 +10,40 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { AggregatorRegistry } from 'prom-client';
-import type { ReadinessCheck } from '../admin/index.js';
+import type { ReadinessCheck, TopDevicesOrder } from '../admin/index.js';
 import type { SidecarConfig } from '../config/index.js';
 import { handleSignals } from '../lifecycle.js';
 import { createLogger } from '../logging.js';
-import type { QuarantineEntry } from '../policy/index.js';
+import { mergeTopDevices, type QuarantineEntry, type TopDevice } from '../policy/index.js';
 import { listenAdmin } from './listen.js';
 import { createQuarantineControl, readAdminToken } from './quarantine.js';
 import { startSidecar } from './start-sidecar.js';
 
 /** A path hint on the wire: a leaf's fingerprint and the base64 DER of its client-sent intermediates. */
 type PathHintMessage = { type: 'path-hint'; leaf: string; ders: string[] };
+/** The primary's `/debug/top-devices` asks every worker; each answers with its own rows (null: nothing tracked). */
+type TopDevicesAsk = { type: 'top-devices'; id: number; n: number; by: TopDevicesOrder };
+type TopDevicesAnswer = { type: 'top-devices'; id: number; devices: TopDevice[] | null };
 /** The quarantine's API entries, which the primary holds (they outlive any one worker). */
 type QuarantineMessage = { type: 'quarantine'; entries: QuarantineEntry[] };
-type ToWorker = { type: 'init'; ticketKeys: string; quarantine: QuarantineMessage['entries'] } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage | QuarantineMessage;
+type ToWorker = { type: 'init'; ticketKeys: string; quarantine: QuarantineMessage['entries'] } | { type: 'reload' } | { type: 'shutdown' } | PathHintMessage | QuarantineMessage | TopDevicesAsk;
 /** A worker's readiness checks, sent when listening and whenever one changes. */
 type ReadinessMessage = { type: 'readiness'; checks: Record<string, boolean>; degraded: Record<string, string> };
-type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage | ReadinessMessage;
+type ToPrimary = { type: 'hello' } | { type: 'listening' } | { type: 'draining' } | PathHintMessage | ReadinessMessage | TopDevicesAnswer;
+
+/** How long the primary waits for the workers' top devices; a worker slower than this is left out. */
+const TOP_DEVICES_WAIT_MS = 1_000;
+/**
+ * Each worker is asked for more rows than shown, so a device spread over workers is less likely
+ * to miss a worker's share by ranking just below the cut there.
+ */
+const TOP_DEVICES_OVERSAMPLE = 4;
 
 /** How often a worker re-evaluates its readiness checks (it reports only changes). */
 const READINESS_POLL_MS = 1_000;
 
-/** Runs this process as a cluster worker: the sidecar, told by the primary. Resolves with the exit code once drained. */
-export async function runWorker(config: SidecarConfig): Promise<number> {
+/** Runs this process as one of `workerCount` cluster workers: the sidecar, told by the primary. Resolves with the exit code once drained. */
+export async function runWorker(config: SidecarConfig, workerCount: number): Promise<number> {
   // Quarantine entries from the primary, kept from the init on: one sent while the sidecar is
   // still starting (loading CRLs can take seconds) must not be lost, or this worker would serve a
   // device every other worker refuses.
@@ -58,6 +69,7 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
   const sidecar = await startSidecar(config, {
     ticketKeys: Buffer.from(init.ticketKeys, 'base64'),
     admin: false,
+    workerCount,
     publishPathHint: (leaf, ders) => process.send?.({ type: 'path-hint', leaf, ders: ders.map((d) => d.toString('base64')) } satisfies ToPrimary),
   });
   started = sidecar;
@@ -89,6 +101,7 @@ export async function runWorker(config: SidecarConfig): Promise<number> {
       if (m.type === 'reload') sidecar.reload('SIGHUP');
       if (m.type === 'shutdown') stop();
       if (m.type === 'path-hint') sidecar.receivePathHint(m.leaf, m.ders.map((d) => Buffer.from(d, 'base64')));
+      if (m.type === 'top-devices') send({ type: 'top-devices', id: m.id, devices: sidecar.topDevices(m.n, m.by) ?? null });
     });
     process.once('disconnect', stop); // the primary is gone: drain and leave
   });
@@ -124,9 +137,31 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
     }
   };
 
+  // Outstanding /debug/top-devices asks: each waits for every listening worker, or the deadline.
+  let asks = 0;
+  const answers = new Map<number, (devices: TopDevice[] | null) => void>();
+  const topDevices = async (n: number, by: TopDevicesOrder): Promise<TopDevice[] | undefined> => {
+    const workers = [...listening];
+    const rows = await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<TopDevice[] | null>((resolve) => {
+            const id = ++asks;
+            const timer = setTimeout(() => (answers.delete(id), resolve([])), TOP_DEVICES_WAIT_MS);
+            answers.set(id, (devices) => (clearTimeout(timer), answers.delete(id), resolve(devices)));
+            worker.send({ type: 'top-devices', id, n: Math.min(1_000, n * TOP_DEVICES_OVERSAMPLE), by } satisfies ToWorker);
+          }),
+      ),
+    );
+    // Every worker runs the same config: if one tracks nothing, none does.
+    if (rows.length === 0 || rows.some((r) => r === null)) return undefined;
+    return mergeTopDevices(rows as TopDevice[][], n, by);
+  };
+
   const fork = () => {
     const worker = cluster.fork();
     worker.on('message', (m: ToPrimary) => {
+      if (m.type === 'top-devices') answers.get(m.id)?.(m.devices);
       if (m.type === 'hello') worker.send({ type: 'init', ticketKeys, quarantine: quarantine.list().api } satisfies ToWorker);
       if (m.type === 'listening') listening.add(worker);
       if (m.type === 'draining') listening.delete(worker);
@@ -156,6 +191,7 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
         tokenSha256,
         // A note any listening worker reports (the first one's wording).
         degraded: () => Object.assign({}, ...[...listening].reverse().map((w) => reports.get(w)?.degraded ?? {})) as Record<string, string>,
+        topDevices,
       })
     : undefined;
   logger.info({ event: 'primary', workers: n, admin: admin?.url }, `started ${n} workers`);

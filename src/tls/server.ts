@@ -18,6 +18,8 @@ export interface DataListenerOptions {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxHeaderBytes: number;
+  /** Open TCP connections this listener holds at most; past it Node closes a new one before its handshake ('drop'). */
+  readonly maxConnections?: number | undefined;
   /**
    * 48 bytes of session-ticket keys, given to every secure context (the first and each reload's).
    * Required: without them OpenSSL makes new keys per context, and a reload would end every
@@ -69,5 +71,13 @@ export function createDataServer(material: TlsMaterial, options: DataListenerOpt
   server.headersTimeout = options.headersTimeoutMs;
   server.requestTimeout = options.requestTimeoutMs;
   server.keepAliveTimeout = options.keepAliveTimeoutMs;
+  // Checked in net.Server's accept path, before TLS allocates anything for the connection. In a
+  // cluster worker Node would instead hand the connection back to the primary for another worker
+  // (which, measured, let every connection through past the sum of the shares); dropMaxConnection
+  // (Node >= 23.1) closes it in the worker like in a single process, and 'drop' is emitted alike.
+  if (options.maxConnections !== undefined) {
+    server.maxConnections = options.maxConnections;
+    (server as { dropMaxConnection?: boolean }).dropMaxConnection = true;
+  }
   return server;
 }

@@ -4,6 +4,7 @@
 import t from 'tap';
 import { startEchoUpstream } from '../../src/dev/echo-upstream.js';
 import { call } from '../fixtures/client.js';
+import { sampleValue, scrapeMetrics } from '../fixtures/metrics-text.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { startTestSidecar, type TestSidecar } from '../fixtures/sidecar.js';
 
@@ -14,25 +15,8 @@ t.teardown(async () => {
   pki.cleanup();
 });
 
-async function scrape(sc: TestSidecar): Promise<string> {
-  const res = await fetch(`${sc.adminUrl}/metrics`);
-  return res.text();
-}
-
-/** The value of one sample, 0 when absent. Labels must match exactly (all of them). */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const want = Object.entries(labels)
-    .map(([k, v]) => `${k}="${v}"`)
-    .sort()
-    .join(',');
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = (m[2] ?? '').split(/,(?=[a-zA-Z_]+=")/).filter(Boolean).sort().join(',');
-    if (got === want) return Number(m[3]);
-  }
-  return 0;
-}
+const scrape = (sc: TestSidecar) => scrapeMetrics(sc.adminUrl);
+const sample = sampleValue;
 
 const day = 86_400_000;
 

@@ -856,6 +856,26 @@ const SCENARIOS: Scenario[] = [
     ],
   },
   {
+    name: 'connections refused at the cap for 10 minutes alert; a burst does not',
+    series: {
+      [`mtls_connections_refused_total{${I1},reason="max_connections"}`]: '0+30x30',
+      [`mtls_connections_refused_total{${I2},reason="max_connections"}`]: '0 50 50x30',
+      [`mtls_connections_refused_total{${I3},reason="device_connections"}`]: '0+30x30',
+    },
+    expect: [{ at: '20m', alert: 'MtlsConnectionCapReached', firing: [{ ...inst(1), severity: 'warning' }] }],
+  },
+  {
+    name: 'a Redis limits store down for 5 minutes alerts; a blip does not',
+    series: {
+      [`mtls_limits_store_up{${I1}}`]: '1 0x10',
+      [`mtls_limits_store_up{${I2}}`]: '1 0 1x10',
+    },
+    expect: [
+      { at: '4m', alert: 'MtlsLimitsStoreDown', firing: [] },
+      { at: '8m', alert: 'MtlsLimitsStoreDown', firing: [{ ...inst(1), severity: 'warning' }] },
+    ],
+  },
+  {
     name: 'upstream refused at 10 % of requests alerts; a trickle of resets does not',
     series: {
       [`mtls_requests_total{${I1},route="api",method="GET",status_class="2xx"}`]: '0+600x40',
