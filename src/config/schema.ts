@@ -257,6 +257,12 @@ export const configSchema = z.strictObject({
   revocation: revocationSchema.prefault({}).describe('revocation of client certificates (CRL, OCSP); on by default and failing closed'),
   reload: reloadSchema.prefault({}).describe('hot reload of tls.cert, tls.key and clientAuth.caBundle'),
   shutdown: shutdownSchema.prefault({}).describe('graceful shutdown on SIGTERM/SIGINT'),
+}).superRefine((c, ctx) => {
+  // A misspelt route name would silently leave that route at the per-device default rate.
+  const named = new Set(['default', ...(c.authorization?.routes ?? []).map((r) => r.name)]);
+  for (const name of Object.keys(c.limits.routes)) {
+    if (!named.has(name)) ctx.addIssue({ code: 'custom', path: ['limits', 'routes', name], message: `no route "${name}" in authorization.routes (nor "default")` });
+  }
 });
 
 export type SidecarConfig = z.infer<typeof configSchema>;

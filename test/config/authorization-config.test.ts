@@ -72,3 +72,10 @@ t.test('quarantine.file and admin.tokenFile must be paths', async (t) => {
   t.match(fields({ admin: { tokenFile: '' } }), [['admin.tokenFile', /file path/]]);
   t.match(fields({ quarantine: { files: 'x' } }), [['quarantine.files', /unknown field/]]);
 });
+
+t.test('limits.routes names a route of authorization.routes (or default), so a typo is not a silent no-op', async (t) => {
+  const rate = { requestsPerSecond: 5 };
+  t.same(fields({ authorization: { default: 'deny', routes: [route] }, limits: { routes: { r: rate, default: rate } } }), []);
+  t.match(fields({ authorization: { default: 'deny', routes: [route] }, limits: { routes: { rr: rate } } }), [['limits.routes.rr', /no route "rr" in authorization.routes/]]);
+  t.match(fields({ limits: { routes: { r: rate } } }), [['limits.routes.r', /no route "r"/]], 'without authorization, only default exists');
+});
