@@ -7,8 +7,8 @@
  * --hot-path  CPU per forwarded request (the sidecar process's user+system time over a closed-loop
  *             keep-alive run, load.mjs) with per-device limits off and on (a rate high enough
  *             that nothing is refused, plus per-device connection limits), alternating rounds;
- *             --rules FILE merges a YAML fragment (e.g. 50 policy rules) into both configs, so the
- *             comparison can be rerun with rules once they exist.
+ *             --rules FILE adds a third sidecar with that YAML fragment merged in as well, limits on
+ *             (test/bench/fifty-rules.yaml: 50 route rules, the request matching the last).
  * --memory    heap per tracked device: 100,000 devices through createDeviceLimits, keyed by device
  *             id and by fingerprint, each in a fresh process (limits-memory.mjs).
  * --flood     50 devices at 4 req/s each (limit 10/s) on keep-alive connections for --seconds,
@@ -123,7 +123,7 @@ function merge(base, over) {
 }
 let configs = 0;
 /** A sidecar child (dist/cli.js serve) with `limits` merged in; resolves once it answers. */
-async function startSidecar(limits, probeDevice) {
+async function startSidecar(limits, probeDevice, withRules = false) {
   const port = await freePort();
   const file = join(WORK, `sidecar-${++configs}.yaml`);
   const config = merge(
@@ -139,7 +139,7 @@ async function startSidecar(limits, probeDevice) {
       revocation: { mode: 'none' },
       shutdown: { timeoutSeconds: 1 },
     },
-    rules,
+    withRules ? rules : {},
   );
   writeFileSync(file, stringify(config));
   const child = startChild([join(ROOT, 'dist/cli.js'), 'serve', '--config', file]);
@@ -195,14 +195,14 @@ const results = { at: new Date().toISOString(), node: process.version, rules: ar
 // --- hot path ----------------------------------------------------------------------------------
 if (all || args['hot-path']) {
   const dev = await device('bench-hot-path');
-  const variants = {
-    off: {},
-    on: { perDevice: { requestsPerSecond: 1_000_000, maxConnections: 1_000, maxConnectionsPerCertificate: 1_000 } },
-  };
-  const rows = { off: [], on: [] };
+  const limitsOn = { perDevice: { requestsPerSecond: 1_000_000, maxConnections: 1_000, maxConnectionsPerCertificate: 1_000 } };
+  // off: neither limits nor rules; on: limits; with --rules, 'rules+limits': both (the issue's figure).
+  const variants = { off: [{}, false], on: [limitsOn, false], ...(args.rules ? { 'rules+limits': [limitsOn, true] } : {}) };
+  const names = Object.keys(variants);
+  const rows = Object.fromEntries(names.map((n) => [n, []]));
   for (let round = 0; round < Number(args.rounds); round++) {
-    for (const name of round % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
-      const sc = await startSidecar(variants[name], dev);
+    for (const name of round % 2 === 0 ? names : names.slice().reverse()) {
+      const sc = await startSidecar(variants[name][0], dev, variants[name][1]);
       const before = cpuSeconds(sc.child.pid);
       const load = startChild([join(HERE, 'load.mjs'), '--port', String(sc.port), '--tls', '--cert', dev.certFile, '--key', dev.keyFile, '--ca', files.ca, '--connections', args.connections, '--warmup', '0', '--duration', String(SECONDS)]);
       const out = await firstJsonLine(load);
@@ -225,8 +225,10 @@ if (all || args['hot-path']) {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < calls; i++) limits.checkRequest(ids[i % 1_000], 'fp', 'default');
   const nsPerCheck = Math.round(Number(process.hrtime.bigint() - t0) / calls);
-  results.hotPath = { rows, medianCpuUsPerRequest: { off, on }, overheadPercent: Math.round(((on - off) / off) * 1000) / 10, nsPerCheck };
-  console.log(`hot path: median ${off} µs off, ${on} µs on: ${results.hotPath.overheadPercent} %; the check alone: ${nsPerCheck} ns (${((nsPerCheck / 1000 / off) * 100).toFixed(2)} % of a request)`);
+  const both = rows['rules+limits'] ? median(rows['rules+limits'].map((r) => r.cpuUsPerRequest)) : undefined;
+  const pct = (x) => Math.round(((x - off) / off) * 1000) / 10;
+  results.hotPath = { rows, medianCpuUsPerRequest: { off, on, ...(both === undefined ? {} : { rulesAndLimits: both }) }, overheadPercent: pct(on), ...(both === undefined ? {} : { rulesAndLimitsOverheadPercent: pct(both) }), nsPerCheck };
+  console.log(`hot path: median ${off} µs off, ${on} µs limits on: ${pct(on)} %${both === undefined ? '' : `; ${both} µs rules+limits: ${pct(both)} %`}; the check alone: ${nsPerCheck} ns (${((nsPerCheck / 1000 / off) * 100).toFixed(2)} % of a request)`);
 }
 
 // --- memory per tracked device ------------------------------------------------------------------
