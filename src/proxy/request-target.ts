@@ -56,10 +56,14 @@ export interface NormalizedTarget {
   readonly url: string;
 }
 
-/** Anything that needs more than a copy: an escape, a backslash, a dot, an empty segment, a byte outside printable ASCII. */
-const NEEDS_NORMALIZING = /[%\\.]|\/\/|[^\x21-\x7e]/;
-/** Readings that could make a separator or that ordinary clients never send: refused. */
-const REFUSED_FOR_RULES = /\\|%2f|%5c|%7f|%(?![0-9A-Fa-f]{2})|[^\x21-\x7e]/i;
+/** Anything that needs more than a copy: an escape, a backslash, a dot, a `#`, an empty segment, a byte outside printable ASCII. */
+const NEEDS_NORMALIZING = /[%\\.#]|\/\/|[^\x21-\x7e]/;
+/**
+ * Readings that could make a separator or that ordinary clients never send: refused. A raw `#`
+ * too: no client sends a fragment (RFC 9112 §3.2), and an upstream that parses the target as a
+ * URL ends the path there, so `/admin#x` would be judged as itself but served as `/admin`.
+ */
+const REFUSED_FOR_RULES = /[\\#]|%2f|%5c|%7f|%(?![0-9A-Fa-f]{2})|[^\x21-\x7e]/i;
 const ESCAPE = /%([0-9A-Fa-f]{2})/g;
 /** RFC 3986 §2.3 unreserved: decoding these changes no URI's meaning. */
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
@@ -81,7 +85,7 @@ function normalizeEscape(escape: string, hex: string): string {
  *   unreserved characters are decoded, the rest stay escaped (`%3F` must not become a query);
  * - `%2f`, `%5c` and `\` are refused: whether an encoded slash separates segments depends on the
  *   upstream, so no single judged path would be true for every upstream (Envoy can refuse them
- *   too); so are `%7f`, a `%` not followed by two hex digits, raw bytes outside printable ASCII,
+ *   too); so are a raw `#` in the path (the upstream may read it as the path's end), `%7f`, a `%` not followed by two hex digits, raw bytes outside printable ASCII,
  *   and {@link isForwardableTarget}'s quirk escapes (`%25`, controls, `%u`, overlong UTF-8);
  * - a dot segment after decoding (`/%2e%2e/`, `/./`, `/..;x/`) is refused, never resolved;
  * - `//` is merged into `/` in both forms, so the rule that judged `/admin` also sees what an

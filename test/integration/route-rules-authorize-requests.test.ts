@@ -145,6 +145,8 @@ t.test('no spelling of /admin gets past the admin rule, and the upstream gets th
     '/admin%00',
     '/admin%c0%ae%c0%ae',
     '/admin%u002e',
+    '/admin#x',
+    '/public#/../admin',
   ];
   for (const target of attempts) {
     seen.length = 0;

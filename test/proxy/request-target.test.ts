@@ -107,6 +107,11 @@ t.test('normalizeTarget: bypass spellings are refused, never resolved', async (t
     '/admin/%2e',
     '/admin/.%2E/x',
     '/admin/..%3b/x',
+    // A raw '#': judged as '/admin#x', served by a URL-parsing upstream as '/admin' (found by an outside review).
+    '/admin#x',
+    '/admin#/users/delete',
+    '/admin#?q',
   ];
   for (const target of refused) t.equal(normalizeTarget(target), undefined, target);
+  t.same(normalizeTarget('/public?q=#x'), { path: '/public', url: '/public?q=#x' }, 'a # in the query leaves the path alone');
 });
