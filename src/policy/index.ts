@@ -1,6 +1,6 @@
 export { compileAllowList, compileIdentityMatch, type AllowSpec, type IdentityMatchSpec, type IdentityPredicate } from './identity-match.js';
 export { compileGlob, compileTextMatch, type TextMatchSpec, type TextMatcher } from './string-match.js';
-export { compileAuthorizer, DEFAULT_ROUTE, withoutParameters, type Authorizer, type AuthorizationSpec, type Decision, type Route, type RouteSpec } from './routes.js';
+export { compileAuthorizer, DEFAULT_ROUTE, ROUTE_OVERRIDE_HEADERS, withoutParameters, type Authorizer, type AuthorizationSpec, type Decision, type Route, type RouteSpec } from './routes.js';
 export {
   createQuarantine,
   parseQuarantineEntry,

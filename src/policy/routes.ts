@@ -42,6 +42,13 @@ export interface Route {
 }
 
 /** What a request matching no rule is labelled; also the label when no authorization is configured. */
+/**
+ * Request headers some upstreams (IIS URL Rewrite, Symfony/Zend, method-override middleware) read
+ * as the real path or method: a client could have a route it may call carry a path or method the
+ * rules never judged. Stripped before forwarding whenever route rules are configured.
+ */
+export const ROUTE_OVERRIDE_HEADERS: readonly string[] = Object.freeze(['x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override']);
+
 export const DEFAULT_ROUTE: Route = Object.freeze({ name: 'default', failureMode: 'http' });
 
 /** The outcome for one request. */

@@ -11,7 +11,7 @@ import type { SidecarConfig } from '../config/index.js';
 import { compileHeaderPlan } from '../identity/index.js';
 import { createLogger, createLogLimiter } from '../logging.js';
 import { createMetrics } from '../metrics.js';
-import { compileAuthorizer, type TopOrder } from '../policy/index.js';
+import { compileAuthorizer, ROUTE_OVERRIDE_HEADERS, type TopOrder } from '../policy/index.js';
 import { attachPipeline, createForwarder, createTelemetry, peerAddressOf, type Pipeline } from '../proxy/index.js';
 import { createDataServer, loadTlsMaterial } from '../tls/index.js';
 import { createPeerVerifier } from '../verify/index.js';
@@ -33,7 +33,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   const metrics = options.metrics ?? createMetrics();
   const paths = { cert: config.tls.cert, key: config.tls.key, caBundle: config.clientAuth.caBundle };
   const material = loadTlsMaterial(paths);
-  const plan = compileHeaderPlan(config.identity);
+  const stripHeaders = [...config.identity.stripHeaders, ...(config.authorization ? ROUTE_OVERRIDE_HEADERS : [])];
+  const plan = compileHeaderPlan({ ...config.identity, stripHeaders });
   const revocation = createRevocationEnforcement(config.revocation, { trustedCas: material.caCertificates, logger, metrics });
   let pipeline: Pipeline | undefined; // attached below; the trust owner only calls back on a reload
   const closeUntrusted = closeConnectionsOfRemovedCas(() => pipeline, logger, metrics);

@@ -16,8 +16,10 @@ import { logLine, startTestSidecar } from '../fixtures/sidecar.js';
 const pki = await createTestPki();
 // The upstream records every path it receives, for plain requests and upgrades.
 const seen: string[] = [];
+let lastHeaders: http.IncomingHttpHeaders = {};
 const upstream = http.createServer((req, res) => {
   seen.push(req.url ?? '');
+  lastHeaders = req.headers;
   res.end(`upstream:${req.url}`);
 });
 const wss = new WebSocketServer({ server: upstream });
@@ -163,4 +165,12 @@ t.test('no spelling of /admin gets past the admin rule, and the upstream gets th
   seen.length = 0;
   t.equal((await raw(ops, '//admin//x')).status, 200);
   t.same(seen, ['/admin/x'], 'an allowed //admin reaches the upstream as the /admin that was judged');
+});
+
+// Some upstreams take the path or method from these headers; the rules judged neither.
+t.test('headers that rewrite the path or method never reach the upstream when rules are on', async (t) => {
+  const overrides = { 'x-original-url': '/admin/x', 'x-rewrite-url': '/admin/x', 'x-http-method-override': 'DELETE', 'x-http-method': 'DELETE', 'x-method-override': 'DELETE' };
+  const r = await call({ port: sc.port, ca: pki.rootPem, cert: kiosk.chainPem, key: kiosk.keyPem, path: '/public/x', headers: overrides });
+  t.equal(r.status, 200);
+  for (const name of Object.keys(overrides)) t.equal(lastHeaders[name], undefined, `${name} stripped`);
 });
