@@ -160,7 +160,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { pr
     }),
     connectionsMax: new Gauge({ name: 'mtls_connections_max', help: 'The cap on open client connections (limits.maxConnections; summed over workers, each holding its share).', registers: r }),
     limitsTrackedDevices: new Gauge({ name: 'mtls_limits_tracked_devices', help: 'Devices the per-device limits track now (summed over workers; each is bounded by limits.perDevice.trackedDevices).', registers: r }),
-    limitsStoreUp: new Gauge({ name: 'mtls_limits_store_up', help: '1 while the Redis holding the rate buckets answers; 0 while limits fall back to local buckets (the lowest over workers). Absent with store: local.', aggregator: 'min', registers: r }),
+    limitsStoreUp: new Gauge({ name: 'mtls_limits_store_up', help: '1 while the Redis holding the rate buckets answers; 0 while limits fall back to local buckets (the lowest over workers). Absent with store: local.', aggregator: 'min', registers: [] }), // registered by serve/device-limits.ts with store: redis only: a labelless gauge would otherwise read 0, "down"
     limitsStoreFallbacks: new Counter({ name: 'mtls_limits_store_fallback_total', help: 'Rate checks answered from a local bucket because Redis was unreachable, failed or timed out.', registers: r }),
     buildInfo: buildInfoGauge(r),
   };

@@ -26,7 +26,10 @@ export interface LimitsWiring {
 export function wireLimits(limits: LimitsOptions, workers: number, metrics: Metrics, logger: Logger): LimitsWiring {
   const cap = resolveConnectionCap(limits, workers);
   metrics.connectionsMax.set(cap.perProcess);
-  if (limits.store === 'redis') metrics.limitsStoreUp.set(0);
+  if (limits.store === 'redis') {
+    metrics.registry.registerMetric(metrics.limitsStoreUp);
+    metrics.limitsStoreUp.set(0);
+  }
   const deviceLimits = createDeviceLimits(limits, {
     onStoreStateChange(up, error) {
       metrics.limitsStoreUp.set(up ? 1 : 0);
