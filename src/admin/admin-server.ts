@@ -1,11 +1,12 @@
 /**
- * The admin listener: `/metrics`, `/healthz`, `/readyz`, `/debug/top-devices`, and — only with a token configured — the
- * quarantine endpoints (quarantine-api.ts). It is a separate plain HTTP listener, never the mTLS
+ * The admin listener: `/metrics`, `/healthz`, `/readyz`, and — only with a token configured, as
+ * they name devices — `/debug/top-devices` and the quarantine endpoints (quarantine-api.ts). It is a separate plain HTTP listener, never the mTLS
  * data port, so a device can never scrape metrics or flip probes, and Prometheus/kubelet need no
  * client certificate.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { requireAdminToken } from './admin-token.js';
 import { handleQuarantine, QUARANTINE_PATH, type QuarantineApi } from './quarantine-api.js';
 
 /** Where the exposition comes from: one registry, or the primary's aggregate of all workers. */
@@ -30,7 +31,7 @@ export interface AdminServerOptions {
   readonly degraded?: () => Readonly<Record<string, string>>;
   /** The quarantine endpoints' target; they are off unless `tokenSha256` is set too. */
   readonly quarantine?: QuarantineApi | undefined;
-  /** SHA-256 of the admin token (see quarantine-api.ts `tokenDigest`). */
+  /** SHA-256 of the admin token (admin-token.ts): without it the quarantine API and /debug/top-devices are off. */
   readonly tokenSha256?: Buffer | undefined;
   /**
    * `GET /debug/top-devices?n=20&by=rate|requests|connections`: the busiest devices, for an SRE.
@@ -78,6 +79,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       return;
     }
     if (path === '/debug/top-devices') {
+      // Device ids: behind the admin token, like the quarantine list.
+      if (!requireAdminToken(req, res, options.tokenSha256, '/debug/top-devices')) return;
       answerTopDevices(options.topDevices, new URLSearchParams((req.url ?? '').split('?')[1] ?? ''), res);
       return;
     }

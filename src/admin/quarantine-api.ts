@@ -4,11 +4,10 @@
  *   PUT    /quarantine/<kind>/<value>   → adds an API entry (kind: device, fingerprint, serial)
  *   DELETE /quarantine/<kind>/<value>   → removes an API entry (file entries stay until the file changes)
  * The listener is plain HTTP, so they exist only when `admin.tokenFile` is set, and every call
- * (listing too: entries are device ids) needs `Authorization: Bearer <token>`, compared in
- * constant time (both sides hashed first, so the comparison never depends on the lengths).
+ * (listing too: entries are device ids) needs the admin token (admin-token.ts).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requireAdminToken, sendJson as json } from './admin-token.js';
 
 /** An entry as the admin listener shows it. */
 export interface QuarantineEntryView {
@@ -25,23 +24,12 @@ export interface QuarantineApi {
 
 export const QUARANTINE_PATH = '/quarantine';
 
-/** A SHA-256 of the token, for {@link handleQuarantine}. */
-export function tokenDigest(token: string): Buffer {
-  return createHash('sha256').update(token).digest();
-}
-
 /**
  * Answers a request whose path is /quarantine or below. Never throws. Without `tokenSha256` the
  * endpoints are off (404 with the reason), so an admin port without a token stays read-only.
  */
 export function handleQuarantine(req: IncomingMessage, res: ServerResponse, path: string, api: QuarantineApi | undefined, tokenSha256: Buffer | undefined): void {
-  if (api === undefined || tokenSha256 === undefined) {
-    return json(res, 404, { error: 'not_found', reason: 'the quarantine API is off: set admin.tokenFile to turn it on' });
-  }
-  if (!authorized(req, tokenSha256)) {
-    res.setHeader('www-authenticate', 'Bearer');
-    return json(res, 401, { error: 'unauthorized', reason: 'Authorization: Bearer <admin token> is required' });
-  }
+  if (!requireAdminToken(req, res, api === undefined ? undefined : tokenSha256, 'the quarantine API') || api === undefined) return;
   if (path === QUARANTINE_PATH) {
     if (req.method === 'GET' || req.method === 'HEAD') return json(res, 200, api.list());
     return methodNotAllowed(res, 'GET, HEAD');
@@ -61,17 +49,8 @@ export function handleQuarantine(req: IncomingMessage, res: ServerResponse, path
   json(res, 200, { entry: outcome.entry, changed: outcome.changed });
 }
 
-function authorized(req: IncomingMessage, tokenSha256: Buffer): boolean {
-  const header = req.headers.authorization;
-  if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false;
-  return timingSafeEqual(tokenDigest(header.slice(7).trim()), tokenSha256);
-}
-
 function methodNotAllowed(res: ServerResponse, allow: string): void {
   res.setHeader('allow', allow);
   json(res, 405, { error: 'method_not_allowed', reason: `use ${allow}` });
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
-}

@@ -8,6 +8,7 @@ import { sampleValue, scrapeMetrics } from '../fixtures/metrics-text.js';
 import { createTestPki } from '../fixtures/pki.js';
 import { call } from '../fixtures/client.js';
 import { startTestSidecar } from '../fixtures/sidecar.js';
+import { ADMIN_AUTH, adminTokenFile } from '../fixtures/admin-token.js';
 
 const pki = await createTestPki();
 // Two certificates of one device (a renewal), and a device of its own.
@@ -25,7 +26,7 @@ const open = (port: number, c: typeof first) => openKeepAlive({ port, ca: pki.ro
 
 /** A sidecar with the limits (and `overrides`), and a list of connections closed with it at the end. */
 async function sidecarWithLimits(t: Test, overrides: Record<string, unknown> = {}) {
-  const sc = await startTestSidecar(pki, echo.url, { limits, ...overrides });
+  const sc = await startTestSidecar(pki, echo.url, { limits, admin: { tokenFile: adminTokenFile() }, ...overrides });
   const conns: KaConn[] = [];
   t.teardown(async () => {
     for (const c of conns) c.close();
@@ -69,6 +70,6 @@ t.test('http mode: the connection over the limit answers 429 device_connections 
   t.equal(res.headers?.['x-request-id'], 'cl-1');
   const text = await scrapeMetrics(sc.adminUrl);
   t.equal(sampleValue(text, 'mtls_requests_limited_total', { route: 'default', limit: 'device_connections' }), 1);
-  const top = (await (await fetch(`${sc.adminUrl}/debug/top-devices?by=connections`)).json()) as { devices: Array<{ deviceId: string; connections: number }> };
+  const top = (await (await fetch(`${sc.adminUrl}/debug/top-devices?by=connections`, { headers: ADMIN_AUTH })).json()) as { devices: Array<{ deviceId: string; connections: number }> };
   t.match(top.devices[0], { deviceId: 'greedy', connections: 1 }, 'the admin port shows who holds connections');
 });

@@ -7,9 +7,10 @@ import { openKeepAlive } from '../fixtures/keep-alive.js';
 import { sampleValue, scrapeMetrics } from '../fixtures/metrics-text.js';
 import { rawExchange, splitResponse } from '../fixtures/raw-request.js';
 import { logLine, startSidecarWithEcho, startTestSidecar } from '../fixtures/sidecar.js';
+import { ADMIN_AUTH, adminTokenFile } from '../fixtures/admin-token.js';
 
 // One request per second, three at once: the test runs well inside a second per step.
-const { pki, echo, sc } = await startSidecarWithEcho(t, { limits: { perDevice: { requestsPerSecond: 1, burst: 3 } } });
+const { pki, echo, sc } = await startSidecarWithEcho(t, { limits: { perDevice: { requestsPerSecond: 1, burst: 3 } }, admin: { tokenFile: adminTokenFile() } });
 const noisy = await pki.client({ deviceId: 'noisy-device' });
 const quiet = await pki.client({ deviceId: 'quiet-device' });
 
@@ -55,20 +56,33 @@ t.test('metrics count refusals by route and limit, never by device', async (t) =
 });
 
 t.test('the admin port lists the top consumers', async (t) => {
-  const res = await fetch(`${sc.adminUrl}/debug/top-devices?n=1&by=requests`);
+  const res = await fetch(`${sc.adminUrl}/debug/top-devices?n=1&by=requests`, { headers: ADMIN_AUTH });
   t.equal(res.status, 200);
   const body = (await res.json()) as { devices: Array<Record<string, unknown>> };
   t.equal(body.devices.length, 1, 'n bounds the list');
   t.match(body.devices[0], { deviceId: 'noisy-device', limited: Number });
   t.ok((body.devices[0]!.limited as number) >= 4 && (body.devices[0]!.requests as number) >= 7);
-  t.equal((await fetch(`${sc.adminUrl}/debug/top-devices?n=0`)).status, 400, 'a bad n is refused');
-  t.equal((await fetch(`${sc.adminUrl}/debug/top-devices?by=name`)).status, 400, 'a bad order is refused');
+  t.equal((await fetch(`${sc.adminUrl}/debug/top-devices?n=0`, { headers: ADMIN_AUTH })).status, 400, 'a bad n is refused');
+  t.equal((await fetch(`${sc.adminUrl}/debug/top-devices?by=name`, { headers: ADMIN_AUTH })).status, 400, 'a bad order is refused');
+});
+
+// It names devices, so like the quarantine list it needs the admin token (an outside review found it open).
+t.test('the top consumers need the admin token, and are off without one', async (t) => {
+  const wrong = await fetch(`${sc.adminUrl}/debug/top-devices`, { headers: { authorization: 'Bearer nope' } });
+  t.equal(wrong.status, 401);
+  t.equal((await fetch(`${sc.adminUrl}/debug/top-devices`)).status, 401, 'no token');
+  t.notMatch(await wrong.text(), /noisy-device/);
+  const off = await startTestSidecar(pki, echo.url, { limits: { perDevice: { requestsPerSecond: 1 } } });
+  t.teardown(() => off.close());
+  const res = await fetch(`${off.adminUrl}/debug/top-devices`);
+  t.equal(res.status, 404);
+  t.match(await res.json(), { reason: /admin\.tokenFile/ });
 });
 
 t.test('without per-device limits nothing is tracked and the endpoint says so', async (t) => {
-  const plain = await startTestSidecar(pki, echo.url);
+  const plain = await startTestSidecar(pki, echo.url, { admin: { tokenFile: adminTokenFile() } });
   t.teardown(() => plain.close());
-  const res = await fetch(`${plain.adminUrl}/debug/top-devices`);
+  const res = await fetch(`${plain.adminUrl}/debug/top-devices`, { headers: ADMIN_AUTH });
   t.equal(res.status, 404);
   t.match(await res.json(), { error: 'not_tracked' });
   t.equal((await call({ port: plain.port, ca: pki.rootPem, cert: noisy.chainPem, key: noisy.keyPem })).status, 200);

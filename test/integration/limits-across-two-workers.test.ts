@@ -8,6 +8,7 @@ import { call } from '../fixtures/client.js';
 import { openKeepAlive } from '../fixtures/keep-alive.js';
 import { sampleValue } from '../fixtures/metrics-text.js';
 import { createTestPki } from '../fixtures/pki.js';
+import { ADMIN_AUTH, adminTokenFile } from '../fixtures/admin-token.js';
 
 const pki = await createTestPki();
 const echo = await startEchoUpstream();
@@ -17,7 +18,7 @@ t.teardown(async () => {
 });
 
 t.test('two workers: one cap, one top list', { skip: availableParallelism() < 2 ? 'needs 2 cores' : false }, async (t) => {
-  const sc = await startCliSidecar(pki, echo.url, { workers: 2, limits: { maxConnections: 10, perDevice: { requestsPerSecond: 1000 } } });
+  const sc = await startCliSidecar(pki, echo.url, { workers: 2, limits: { maxConnections: 10, perDevice: { requestsPerSecond: 1000 } }, admin: { tokenFile: adminTokenFile() } });
   t.teardown(() => sc.child.kill('SIGKILL'));
   for (let i = 0; i < 150; i++) {
     if (await fetch(`${sc.adminUrl}/readyz`).then((r) => r.status === 200, () => false)) break;
@@ -28,7 +29,7 @@ t.test('two workers: one cap, one top list', { skip: availableParallelism() < 2 
   for (let i = 0; i < 12; i++) t.equal((await call({ port: sc.port, ca: pki.rootPem, cert: device.chainPem, key: device.keyPem })).status, 200);
   const text = await (await fetch(`${sc.adminUrl}/metrics`)).text();
   t.equal(sampleValue(text, 'mtls_connections_max'), 10, 'each worker holds 5; the gauge sums to the cap');
-  const top = (await (await fetch(`${sc.adminUrl}/debug/top-devices?by=requests`)).json()) as { devices: Array<{ deviceId: string; requests: number }> };
+  const top = (await (await fetch(`${sc.adminUrl}/debug/top-devices?by=requests`, { headers: ADMIN_AUTH })).json()) as { devices: Array<{ deviceId: string; requests: number }> };
   t.same(
     top.devices.map((d) => [d.deviceId, d.requests]),
     [['two-worker-device', 12]],
