@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { requireAdminToken } from './admin-token.js';
+import { requireAdminToken, sendJson } from './admin-token.js';
 import { handleQuarantine, QUARANTINE_PATH, type QuarantineApi } from './quarantine-api.js';
 
 /** Where the exposition comes from: one registry, or the primary's aggregate of all workers. */
@@ -118,17 +118,16 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
 
 /** Answers `/debug/top-devices`: 400 on a bad query, 404 when nothing is tracked, else the rows. */
 function answerTopDevices(read: AdminServerOptions['topDevices'], query: URLSearchParams, res: http.ServerResponse): void {
-  const json = (status: number, body: object) => res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
   const n = Number(query.get('n') ?? 20);
   const by = (query.get('by') ?? 'rate') as TopDevicesOrder;
   if (!Number.isInteger(n) || n < 1 || n > MAX_TOP || !TOP_ORDERS.includes(by)) {
-    json(400, { error: 'bad_query', reason: `n is 1..${MAX_TOP}, by is one of ${TOP_ORDERS.join(', ')}` });
+    sendJson(res, 400, { error: 'bad_query', reason: `n is 1..${MAX_TOP}, by is one of ${TOP_ORDERS.join(', ')}` });
     return;
   }
   const rows = read?.(n, by) ?? Promise.resolve(undefined);
   rows.then(
-    (devices) => (devices === undefined ? json(404, { error: 'not_tracked', reason: 'no per-device limit is configured (limits.perDevice, limits.routes)' }) : json(200, { by, n, devices })),
-    (err: Error) => json(500, { error: 'unavailable', reason: err.message }),
+    (devices) => (devices === undefined ? sendJson(res, 404, { error: 'not_tracked', reason: 'no per-device limit is configured (limits.perDevice, limits.routes)' }) : sendJson(res, 200, { by, n, devices })),
+    (err: Error) => sendJson(res, 500, { error: 'unavailable', reason: err.message }),
   );
 }
 

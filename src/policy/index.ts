@@ -5,7 +5,6 @@ export {
   createQuarantine,
   parseQuarantineEntry,
   parseQuarantineFile,
-  QUARANTINE_KINDS,
   type Quarantine,
   type QuarantineEntry,
   type QuarantineKind,

@@ -7,7 +7,6 @@
 import type { CertIdentity } from '../identity/index.js';
 
 export type QuarantineKind = 'device' | 'fingerprint' | 'serial';
-export const QUARANTINE_KINDS: readonly QuarantineKind[] = ['device', 'fingerprint', 'serial'];
 
 /** One entry; `value` in canonical form (fingerprint lower-case hex, serial upper-case hex without leading zeros). */
 export interface QuarantineEntry {

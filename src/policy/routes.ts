@@ -1,8 +1,9 @@
 /**
  * Per-route authorization, compiled once: ordered rules on exact path / path prefix / method, each
  * with the identities that may pass, behind a global allow-list; a request that matches no rule
- * gets the configured default. Per request: a walk over the rules with string comparisons and a
- * decision object made when compiled (nothing allocated on the hot path).
+ * gets the configured default. Per request: the first segment is sliced (lower-cased for
+ * `ignoreCase` rules) to pick the rules that can match, then a walk over those with string
+ * comparisons; the decision objects are made when compiled.
  *
  * The path judged is the one the pipeline forwards (see proxy/request-target.ts): decoded, without
  * dot segments, empty segments, backslashes or encoded slashes. One reading is left that
@@ -41,7 +42,6 @@ export interface Route {
   readonly failureMode: 'http' | 'reject';
 }
 
-/** What a request matching no rule is labelled; also the label when no authorization is configured. */
 /**
  * Request headers some upstreams (IIS URL Rewrite, Symfony/Zend, method-override middleware) read
  * as the real path or method: a client could have a route it may call carry a path or method the
@@ -49,6 +49,7 @@ export interface Route {
  */
 export const ROUTE_OVERRIDE_HEADERS: readonly string[] = Object.freeze(['x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override']);
 
+/** What a request matching no rule is labelled; also the label when no authorization is configured. */
 export const DEFAULT_ROUTE: Route = Object.freeze({ name: 'default', failureMode: 'http' });
 
 /** The outcome for one request. */

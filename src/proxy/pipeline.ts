@@ -1,10 +1,10 @@
 /**
- * The per-connection and per-request path: verify (once per connection) → quarantine → authorize
- * (route rules on the normalised path) → strip and set headers → forward. It is the same for plain
- * requests and upgrades, and nothing is forwarded from a connection until its verdict is known and
- * `ok`, while its certificate is still valid, for a device not quarantined, for a request-target
- * that stays under the upstream base path and that the route rules allow. Metrics and logs go
- * through the observer.
+ * The per-connection and per-request path: verify (once per connection) → strip and set headers →
+ * quarantine → authorize (route rules on the normalised path) → per-device limits → forward. It is
+ * the same for plain requests and upgrades, and nothing is forwarded from a connection until its
+ * verdict is known and `ok`, while its certificate is still valid, for a device not quarantined,
+ * for a request-target that stays under the upstream base path, that the route rules allow and
+ * within its device's limits. Metrics and logs go through the observer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
@@ -64,7 +64,6 @@ const VERIFICATION_FAILED: Verdict = Object.freeze({ ok: false, reason: 'tls_err
 /** The verdict of a connection once its certificate expired while it was open. */
 const EXPIRED: Verdict = Object.freeze({ ok: false, reason: 'expired', detail: 'client certificate expired during the connection' });
 const UPGRADE_NOT_ALLOWED = Object.freeze({ error: 'upgrade_not_allowed', reason: 'only websocket upgrades are forwarded' });
-/** The route a limit is checked for: one until policy rules name routes (then `limits.routes.<name>` apply). */
 /** A refused request has no identity to add upstream; its head is read only for its ids and the access line. */
 const NO_IDENTITY: RenderedHeaders = [];
 /** Node timers take at most 2^31-1 ms (~24.8 days); a longer wait is re-armed in steps. */
@@ -260,10 +259,19 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
     // Per-device limits (policy/limits): after authorization, right before forwarding.
     if (limits !== undefined) {
       const refusal = overLimit.get(socket) ?? limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, admitted.route.name);
-      if (refusal instanceof Promise) return void refusal.then((r) => forwardUnlessLimited(flight, head, r));
+      if (refusal instanceof Promise) return void refusal.then((r) => forwardUnlessLimited(flight, head, r)).catch((err: unknown) => limitCheckFailed(err, flight.res));
       if (refusal !== undefined) return answerLimited(flight, refusal);
     }
     flight.handle = forwarder.web(req, res, head, flight);
+  }
+
+  /**
+   * The asynchronous limit check (or what ran after it) threw, which its contract says it never
+   * does: fail closed for this request only, never as an unhandled rejection that ends the process.
+   */
+  function limitCheckFailed(err: unknown, stream: { destroy(): void }): void {
+    logger.error({ event: 'limit_check_failed', err }, 'per-device limit check failed; closing the request');
+    stream.destroy();
   }
 
   /** Forwards a request whose limit check was asynchronous (Redis), unless it was refused or the client left. */
@@ -330,7 +338,7 @@ export function attachPipeline(server: Server, options: PipelineOptions): Pipeli
       // Per-device limits (policy/limits): an upgrade is a request like any other.
       if (limits === undefined) return forwardUpgrade(undefined);
       const limited = overLimit.get(tlsSocket) ?? limits.checkRequest(verdict.identity.deviceId, verdict.identity.fingerprintSha256, route.name);
-      if (limited instanceof Promise) void limited.then(forwardUpgrade);
+      if (limited instanceof Promise) void limited.then(forwardUpgrade).catch((err: unknown) => limitCheckFailed(err, socket));
       else forwardUpgrade(limited);
     });
   });

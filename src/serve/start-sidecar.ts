@@ -60,9 +60,9 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     logger,
     onSuppressed: (event) => metrics.logsSuppressed.inc({ event }),
   });
+  const limits = wireLimits(config.limits, options.workerCount ?? 1, metrics, logger);
   // Ticket keys live as long as the process (not per secure context), so sessions survive a
   // certificate rotation; the verifier re-anchors resumed sessions against the current CA bundle.
-  const limits = wireLimits(config.limits, options.workerCount ?? 1, metrics, logger);
   const listenerOptions = { ...config.tls, ...config.limits, maxConnections: limits.cap.perProcess, ticketKeys: options.ticketKeys ?? randomBytes(48) };
   const server = createDataServer(material, listenerOptions);
   const front = config.listen.proxyProtocol.enabled ? createProxyProtocolFront(server, config.listen.proxyProtocol, { logger, metrics, limiter }) : undefined;

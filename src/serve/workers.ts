@@ -146,10 +146,12 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
       workers.map(
         (worker) =>
           new Promise<TopDevice[] | null>((resolve) => {
+            // A worker that died is still listed until its exit; its channel is already closed.
+            if (!worker.isConnected()) return resolve([]);
             const id = ++asks;
             const timer = setTimeout(() => (answers.delete(id), resolve([])), TOP_DEVICES_WAIT_MS);
             answers.set(id, (devices) => (clearTimeout(timer), answers.delete(id), resolve(devices)));
-            worker.send({ type: 'top-devices', id, n: Math.min(1_000, n * TOP_DEVICES_OVERSAMPLE), by } satisfies ToWorker);
+            worker.send({ type: 'top-devices', id, n: Math.min(1_000, n * TOP_DEVICES_OVERSAMPLE), by } satisfies ToWorker, (err) => err && answers.get(id)?.([]));
           }),
       ),
     );
@@ -160,6 +162,9 @@ export async function runPrimary(config: SidecarConfig, n: number): Promise<numb
 
   const fork = () => {
     const worker = cluster.fork();
+    // A send to a worker whose channel just closed emits 'error' on it; unheard, it would throw
+    // in the primary and take every worker down. The exit handler below deals with the worker.
+    worker.on('error', (err: Error) => logger.warn({ event: 'worker_ipc_error', pid: worker.process.pid, error: err.message }, 'message to a worker not delivered'));
     worker.on('message', (m: ToPrimary) => {
       if (m.type === 'top-devices') answers.get(m.id)?.(m.devices);
       if (m.type === 'hello') worker.send({ type: 'init', ticketKeys, quarantine: quarantine.list().api } satisfies ToWorker);
