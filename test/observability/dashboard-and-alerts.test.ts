@@ -188,6 +188,8 @@ interface MetricInfo {
 
 async function loadCatalog(): Promise<Map<string, MetricInfo>> {
   const metrics = createMetrics();
+  // Registered only with limits.store: redis (serve/device-limits.ts); the dashboard and an alert use it.
+  metrics.registry.registerMetric(metrics.limitsStoreUp);
   const exposition = await metrics.registry.metrics();
   const catalog = new Map<string, MetricInfo>();
   for (const [, name, type] of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
