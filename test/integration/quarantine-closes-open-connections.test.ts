@@ -4,21 +4,17 @@
 // are off without admin.tokenFile and need the token with it.
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import { call } from '../fixtures/client.js';
 import { openKeepAlive, sleep } from '../fixtures/keep-alive.js';
 import { createTestPki } from '../fixtures/pki.js';
+import { startRecordingUpstream } from '../fixtures/recording-upstream.js';
 import { logLine, startTestSidecar } from '../fixtures/sidecar.js';
 
 const pki = await createTestPki();
-const upstream = http.createServer((req, res) => res.end('ok'));
-const wss = new WebSocketServer({ server: upstream });
-wss.on('connection', (ws) => ws.send('hello'));
-await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+const upstream = await startRecordingUpstream();
+const upstreamUrl = upstream.url;
 const TOKEN = 'q'.repeat(40);
 const tokenFile = pki.write('admin-token', `${TOKEN}\n`);
 const quarantineFile = pki.write('quarantine.txt', '# nobody yet\n');
@@ -31,9 +27,7 @@ const bad = await pki.client({ deviceId: 'abusive-1' });
 const good = await pki.client({ deviceId: 'fine-1' });
 t.teardown(async () => {
   await sc.close();
-  wss.close();
-  upstream.closeAllConnections();
-  await new Promise((r) => upstream.close(r));
+  await upstream.close();
   pki.cleanup();
 });
 

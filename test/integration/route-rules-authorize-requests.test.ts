@@ -3,34 +3,22 @@
 // counted per route and logged; WebSocket upgrades judged like requests; and no spelling of a path
 // lets the policy judge one path while the upstream receives another.
 import { X509Certificate } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import { call } from '../fixtures/client.js';
 import { openKeepAlive } from '../fixtures/keep-alive.js';
 import { createTestPki } from '../fixtures/pki.js';
+import { startRecordingUpstream } from '../fixtures/recording-upstream.js';
 import { rawExchange, splitResponse } from '../fixtures/raw-request.js';
 import { logLine, startTestSidecar } from '../fixtures/sidecar.js';
 
 const pki = await createTestPki();
 // The upstream records every path it receives, for plain requests and upgrades.
-const seen: string[] = [];
-let lastHeaders: http.IncomingHttpHeaders = {};
-const upstream = http.createServer((req, res) => {
-  seen.push(req.url ?? '');
-  lastHeaders = req.headers;
-  res.end(`upstream:${req.url}`);
-});
-const wss = new WebSocketServer({ server: upstream });
-wss.on('connection', (ws, req) => {
-  seen.push(req.url ?? '');
-  ws.send('hello');
-});
-await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+const upstream = await startRecordingUpstream();
+const { seen } = upstream;
 const payingCa = new X509Certificate(pki.intermediate.pem).fingerprint256; // devices issued by the intermediate
 
-const sc = await startTestSidecar(pki, `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, {
+const sc = await startTestSidecar(pki, upstream.url, {
   authorization: {
     default: 'deny',
     routes: [
@@ -47,9 +35,7 @@ const kiosk = await pki.client({ deviceId: 'kiosk-1', subject: 'CN=kiosk-1,OU=re
 const rootIssued = await pki.client({ deviceId: 'root-1', subject: 'CN=root-1,OU=ops,O=Example', issuer: 'root' });
 t.teardown(async () => {
   await sc.close();
-  wss.close();
-  upstream.closeAllConnections();
-  await new Promise((r) => upstream.close(r));
+  await upstream.close();
   pki.cleanup();
 });
 
@@ -172,5 +158,5 @@ t.test('headers that rewrite the path or method never reach the upstream when ru
   const overrides = { 'x-original-url': '/admin/x', 'x-rewrite-url': '/admin/x', 'x-http-method-override': 'DELETE', 'x-http-method': 'DELETE', 'x-method-override': 'DELETE' };
   const r = await call({ port: sc.port, ca: pki.rootPem, cert: kiosk.chainPem, key: kiosk.keyPem, path: '/public/x', headers: overrides });
   t.equal(r.status, 200);
-  for (const name of Object.keys(overrides)) t.equal(lastHeaders[name], undefined, `${name} stripped`);
+  for (const name of Object.keys(overrides)) t.equal(upstream.lastHeaders()[name], undefined, `${name} stripped`);
 });
